@@ -1,0 +1,177 @@
+//! Group commit: one flusher per shard turns many durability requests into few fdatasyncs.
+//!
+//! Appends that need durability mark their partition dirty and ask for a flush. If none is running
+//! one starts at once; if one is in flight, the request is remembered and the next flush starts as
+//! soon as the current one ends. Each flush fdatasyncs, concurrently through the ring, every file
+//! with written-but-unsynced data on the shard, so one round covers every batch and every
+//! partition that was written before it began. Appends arriving during a flush wait for the next.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::log::FlushPlan;
+use crate::partition::Partition;
+use crate::runtime::{self, ops};
+use crate::storage::PartitionTable;
+
+/// How often the `flush.ms` timer looks for partitions whose written data has waited too long.
+pub const FLUSH_TIMER_TICK_MS: u64 = 10;
+
+/// Counters a benchmark or test reads to see group commit at work.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Flush rounds completed.
+    pub rounds: u64,
+    /// fdatasync calls issued (files per round, summed).
+    pub fdatasyncs: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Flusher {
+    dirty: RefCell<Vec<Rc<Partition>>>,
+    running: Cell<bool>,
+    requested: Cell<bool>,
+    /// Completed rounds; a waiter is released when this passes the value it saw.
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+    stats: Cell<FlushStats>,
+    timer_running: Cell<bool>,
+}
+
+impl Flusher {
+    pub fn new() -> Rc<Self> {
+        Rc::new(Flusher::default())
+    }
+
+    pub fn stats(&self) -> FlushStats {
+        self.stats.get()
+    }
+
+    /// Lists a partition whose written data is not yet durable (once, however often called).
+    pub fn mark_dirty(&self, partition: &Rc<Partition>) {
+        if !partition.queued_for_flush.replace(true) {
+            self.dirty.borrow_mut().push(partition.clone());
+        }
+    }
+
+    /// Asks for a flush: starts one now, or right after the one in flight.
+    pub fn request(self: &Rc<Self>) {
+        if self.running.get() {
+            self.requested.set(true);
+            return;
+        }
+        self.running.set(true);
+        let flusher = self.clone();
+        runtime::spawn(async move { flusher.run().await });
+    }
+
+    /// Resolves when the next flush round completes (one that has not completed yet).
+    pub fn next_flush(&self) -> NextFlush<'_> {
+        NextFlush { flusher: self, seen: self.generation.get() }
+    }
+
+    async fn run(self: Rc<Self>) {
+        loop {
+            self.flush_round().await;
+            self.generation.set(self.generation.get() + 1);
+            for waker in self.waiters.borrow_mut().drain(..) {
+                waker.wake();
+            }
+            if !self.requested.replace(false) {
+                break;
+            }
+        }
+        self.running.set(false);
+    }
+
+    async fn flush_round(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        let mut plans: Vec<(Rc<Partition>, FlushPlan)> = Vec::with_capacity(dirty.len());
+        for partition in dirty {
+            partition.queued_for_flush.set(false);
+            let plan = partition.log_mut().begin_flush();
+            if let Some(plan) = plan {
+                plans.push((partition, plan));
+            }
+        }
+        // One task per file so that every fdatasync is in the ring at once; awaiting the
+        // handles in order costs one poll each.
+        let syncs: Vec<_> = plans
+            .iter()
+            .flat_map(|(_, plan)| plan.files.iter())
+            .map(|file| {
+                let file = file.clone();
+                runtime::spawn(async move { ops::fdatasync(file.raw_fd()).await })
+            })
+            .collect();
+        let issued = syncs.len() as u64;
+        let mut results: Vec<io::Result<()>> = Vec::with_capacity(syncs.len());
+        for sync in syncs {
+            results.push(sync.await);
+        }
+        let mut results = results.into_iter();
+        for (partition, plan) in &plans {
+            let ok = plan.files.iter().map(|_| results.next().expect("one result per file")).all(|r| r.is_ok());
+            let mut log = partition.log_mut();
+            if !ok || log.end_flush(plan).is_err() {
+                // Kafka halts the log dir on a failed flush: the page cache may have dropped the
+                // data, so nothing after this point may be acknowledged as durable.
+                tracing::error!(topic = %partition.topic, partition = partition.partition, "fdatasync failed; log offline");
+                log.fail();
+            }
+        }
+        let mut stats = self.stats.get();
+        stats.rounds += 1;
+        stats.fdatasyncs += issued;
+        self.stats.set(stats);
+    }
+
+    /// Starts the `flush.ms` / `flush.messages` timer for this shard (idempotent). It stops once
+    /// no partition of the shard is alive.
+    pub fn start_timer(self: &Rc<Self>, partitions: std::rc::Weak<PartitionTable>) {
+        if self.timer_running.replace(true) {
+            return;
+        }
+        let flusher = self.clone();
+        runtime::spawn(async move {
+            loop {
+                runtime::sleep(Duration::from_millis(FLUSH_TIMER_TICK_MS)).await;
+                let Some(partitions) = partitions.upgrade() else { break };
+                let now = Instant::now();
+                let mut due = false;
+                for p in partitions.borrow().values() {
+                    if p.log().flush_due(now) {
+                        flusher.mark_dirty(p);
+                        due = true;
+                    }
+                }
+                if due {
+                    flusher.request();
+                }
+            }
+            flusher.timer_running.set(false);
+        });
+    }
+}
+
+/// See [`Flusher::next_flush`].
+pub struct NextFlush<'a> {
+    flusher: &'a Flusher,
+    seen: u64,
+}
+
+impl Future for NextFlush<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flusher.generation.get() > self.seen {
+            return Poll::Ready(());
+        }
+        self.flusher.waiters.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,511 @@
+//! The partition log: an ordered list of segments, offsets assigned on append, and how far the log
+//! is written and durable.
+//!
+//! [`PartitionLog`] is a synchronous state machine owned by one shard; the I/O it plans (writes,
+//! fdatasyncs, header reads) is carried out by [`crate::partition::Partition`] through the shard's
+//! ring. Offsets are assigned and byte ranges reserved *before* a write is submitted, so writes may
+//! complete in any order: the written mark only advances over a contiguous prefix of completions.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::batch::{self, BatchError, BatchHeader};
+use crate::segment::{self, LogFile, Segment, LOG_SUFFIX};
+
+/// Largest `segment.bytes`: positions inside a segment are 32-bit, as in Kafka.
+pub const MAX_SEGMENT_BYTES: u32 = i32::MAX as u32;
+/// Smallest `segment.bytes` Kafka accepts.
+pub const MIN_SEGMENT_BYTES: u32 = 14;
+/// Name of the per-partition checkpoint file: the base offset of the first segment that is not
+/// known to be fully durable. Recovery CRC-scans from there.
+pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset";
+
+/// How a topic's batches are timestamped (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// Per-partition log settings, under Kafka's topic-config names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll the active segment before it would grow past this.
+    pub segment_bytes: u32,
+    /// `segment.ms`: roll the active segment once it is this old (and not empty).
+    pub segment_ms: u64,
+    /// `index.interval.bytes`: bytes of log between two offset-index entries.
+    pub index_interval_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `flush.messages`: fdatasync once this many messages are written but not durable.
+    /// `u64::MAX` (Kafka's default) leaves flushing to durable acks and the OS.
+    pub flush_messages: u64,
+    /// `flush.ms`: fdatasync once written data has waited this long. `u64::MAX` = never.
+    pub flush_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            timestamp_type: TimestampType::CreateTime,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+        }
+    }
+}
+
+/// Why an append was refused. Nothing is written to the log in any of these cases.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The record set is malformed (Kafka: CORRUPT_MESSAGE / INVALID_RECORD ...).
+    InvalidBatch(BatchError),
+    /// The record set alone is larger than a segment (Kafka: RECORD_BATCH_TOO_LARGE).
+    BatchLargerThanSegment { bytes: usize, segment_bytes: u32 },
+    /// An earlier write or fsync failed; the log accepts nothing more (Kafka: KAFKA_STORAGE_ERROR).
+    LogFailed,
+    /// Creating a segment or writing failed (Kafka: KAFKA_STORAGE_ERROR).
+    Io(io::Error),
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::InvalidBatch(e) => write!(f, "invalid record batch: {e}"),
+            AppendError::BatchLargerThanSegment { bytes, segment_bytes } => {
+                write!(f, "record set of {bytes} bytes exceeds segment.bytes {segment_bytes}")
+            }
+            AppendError::LogFailed => write!(f, "log is offline after an I/O error"),
+            AppendError::Io(e) => write!(f, "log I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppendError {}
+
+/// What an accepted append was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's timestamp when the topic uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub log_start_offset: i64,
+}
+
+/// An append whose offsets are assigned and bytes reserved, ready to be written.
+#[derive(Debug)]
+pub struct PlannedWrite {
+    pub file: Arc<LogFile>,
+    pub position: u64,
+    pub info: AppendInfo,
+    pub(crate) ticket: u64,
+}
+
+#[derive(Debug)]
+struct PendingWrite {
+    ticket: u64,
+    end_offset: i64,
+    /// Where the write ends: (segment base offset, byte position in that segment).
+    end_at: (i64, u32),
+    done: bool,
+}
+
+/// What recovery found and did when the log was opened.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    /// Segments whose index files were missing or damaged and were rebuilt from the log.
+    pub rebuilt_indexes: usize,
+    /// Bytes cut from the end of the log (a torn or corrupt tail).
+    pub truncated_bytes: u64,
+    /// Whole segments removed because they followed a corrupt point.
+    pub removed_segments: usize,
+}
+
+/// A file range of committed batches: what a fetch sends, straight from the segment file.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<LogFile>,
+    pub position: u64,
+    pub len: u32,
+}
+
+/// The log of one partition.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset, never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    dir_file: Arc<LogFile>,
+    log_start_offset: i64,
+    /// Offset for the next append (includes appends still being written).
+    next_offset: i64,
+    /// Every batch below this offset is written (in the page cache): the log end offset and,
+    /// on a single node, the high watermark.
+    written_offset: i64,
+    /// Where `written_offset` is in the log: (segment base offset, byte position).
+    written_at: (i64, u32),
+    /// Every batch below this offset has been fdatasynced.
+    durable_offset: i64,
+    pending: VecDeque<PendingWrite>,
+    next_ticket: u64,
+    /// Files with written data not yet covered by an fdatasync, oldest first.
+    unsynced: Vec<Arc<LogFile>>,
+    /// The partition directory gained an entry (a new segment) that is not yet durable.
+    dir_unsynced: bool,
+    unflushed_messages: u64,
+    oldest_unflushed: Option<Instant>,
+    recovery_point: i64,
+    failed: bool,
+}
+
+/// A flush in progress for one partition: the files to fdatasync and the written offset they cover.
+#[derive(Debug)]
+pub struct FlushPlan {
+    pub files: Vec<Arc<LogFile>>,
+    pub covers_offset: i64,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir`, recovering it as described in the crate docs.
+    pub fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, RecoveryReport)> {
+        assert!((MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&config.segment_bytes));
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = segment::parse_file_name(&name, LOG_SUFFIX) {
+                bases.push(base);
+            } else if name.ends_with(".tmp") {
+                fs::remove_file(dir.join(&*name))?;
+            }
+        }
+        bases.sort_unstable();
+        let recovery_point = read_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
+        let mut report = RecoveryReport::default();
+        let mut segments: Vec<Segment> = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            // A segment is trusted (index files, no CRC scan) only when a later segment starts
+            // at or below the recovery point: then all of it was fdatasynced before the roll.
+            let durable = next_base.is_some_and(|n| n <= recovery_point);
+            let previous_end = segments.last().map(|s| s.next_offset);
+            if durable {
+                let (seg, rebuilt) = Segment::open_sealed(dir, base, config.index_interval_bytes)?;
+                report.rebuilt_indexes += rebuilt as usize;
+                segments.push(seg);
+            } else {
+                let (seg, truncated) = Segment::recover(dir, base, config.index_interval_bytes)?;
+                report.rebuilt_indexes += 1;
+                report.truncated_bytes += truncated;
+                let cut = truncated > 0;
+                segments.push(seg);
+                if cut {
+                    for &later in &bases[i + 1..] {
+                        let path = segment::file_path(dir, later, LOG_SUFFIX);
+                        report.truncated_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        segment::delete_files(dir, later)?;
+                        report.removed_segments += 1;
+                    }
+                    break;
+                }
+            }
+            if let Some(end) = previous_end {
+                let seg = segments.last().expect("just pushed");
+                assert!(seg.base_offset >= end, "segment {} overlaps the previous one (ends {end})", seg.base_offset);
+            }
+        }
+        // A trailing empty segment after a sealed one is fine; an empty log gets one segment.
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, 0)?);
+        }
+        // Re-seal the index files of every segment but the active one, so they match the log.
+        let last = segments.len() - 1;
+        for seg in &mut segments[..last] {
+            seg.seal(dir)?;
+        }
+        report.segments = segments.len();
+        let log_start_offset = segments[0].base_offset;
+        let next_offset = segments[last].next_offset;
+        let dir_file = Arc::new(LogFile::open_dir(dir)?);
+        let recovery_point = segments[last].base_offset;
+        let written_at = (segments[last].base_offset, segments[last].size);
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            dir_file,
+            log_start_offset,
+            next_offset,
+            written_offset: next_offset,
+            written_at,
+            // What survived recovery is treated as durable: it was read back from the file. A
+            // power cut before its fsync could still lose it, so the first flush covers it.
+            durable_offset: next_offset,
+            pending: VecDeque::new(),
+            next_ticket: 0,
+            unsynced: Vec::new(),
+            dir_unsynced: false,
+            unflushed_messages: 0,
+            oldest_unflushed: None,
+            recovery_point,
+            failed: false,
+        };
+        log.write_recovery_point()?;
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The log end offset: everything below it is written and readable.
+    pub fn log_end_offset(&self) -> i64 {
+        self.written_offset
+    }
+
+    /// On a single node the high watermark is the log end offset.
+    pub fn high_watermark(&self) -> i64 {
+        self.written_offset
+    }
+
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Marks the log offline after an I/O error: Kafka takes the log dir offline; we refuse
+    /// further appends on this partition rather than risk a hole in the log.
+    pub fn fail(&mut self) {
+        self.failed = true;
+    }
+
+    /// Validates `record_set` (one or more v2 batches), assigns offsets (rewriting each batch's
+    /// base offset, and its timestamp under LogAppendTime), rolls the segment if needed and
+    /// reserves the bytes. The caller writes `record_set` at the planned position and then calls
+    /// [`PartitionLog::complete_write`].
+    pub fn plan_append(&mut self, record_set: &mut [u8], now_ms: i64) -> Result<PlannedWrite, AppendError> {
+        if self.failed {
+            return Err(AppendError::LogFailed);
+        }
+        let headers = batch::validate_record_set(record_set).map_err(AppendError::InvalidBatch)?;
+        let bytes = record_set.len();
+        if bytes > self.config.segment_bytes as usize {
+            return Err(AppendError::BatchLargerThanSegment { bytes, segment_bytes: self.config.segment_bytes });
+        }
+        let record_count: i64 = headers.iter().map(|h| h.record_count as i64).sum();
+        self.maybe_roll(bytes as u32, record_count).map_err(AppendError::Io)?;
+
+        let base_offset = self.next_offset;
+        let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let active = self.segments.last_mut().expect("a log always has an active segment");
+        let position = active.size;
+        let mut at = 0usize;
+        let mut offset = base_offset;
+        for header in &headers {
+            let total = header.total_bytes();
+            let slice = &mut record_set[at..at + total];
+            batch::set_base_offset(slice, offset);
+            if let Some(ts) = log_append_time {
+                batch::set_log_append_time(slice, ts);
+            }
+            let placed = BatchHeader::parse(slice).expect("validated batch re-parses");
+            active.place_batch(&placed, position + at as u32, self.config.index_interval_bytes);
+            offset = placed.next_offset();
+            at += total;
+        }
+        assert!(offset > self.next_offset, "an append must advance the log");
+        self.next_offset = offset;
+        if !self.unsynced.last().is_some_and(|f| Arc::ptr_eq(f, &active.file)) {
+            self.unsynced.push(active.file.clone());
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let end_at = (active.base_offset, active.size);
+        self.pending.push_back(PendingWrite { ticket, end_offset: offset, end_at, done: false });
+        Ok(PlannedWrite {
+            file: active.file.clone(),
+            position: position as u64,
+            info: AppendInfo {
+                base_offset,
+                last_offset: offset - 1,
+                log_append_time,
+                log_start_offset: self.log_start_offset,
+            },
+            ticket,
+        })
+    }
+
+    /// Records that a planned write reached the page cache; advances the written mark over the
+    /// contiguous prefix of finished writes. Returns the message count newly written.
+    pub fn complete_write(&mut self, ticket: u64, now: Instant) {
+        let entry = self.pending.iter_mut().find(|p| p.ticket == ticket).expect("completing an unknown write");
+        entry.done = true;
+        while self.pending.front().is_some_and(|p| p.done) {
+            let done = self.pending.pop_front().expect("front exists");
+            assert!(done.end_offset > self.written_offset, "written offset must grow");
+            self.unflushed_messages += (done.end_offset - self.written_offset) as u64;
+            self.written_offset = done.end_offset;
+            self.written_at = done.end_at;
+            self.oldest_unflushed.get_or_insert(now);
+        }
+    }
+
+    /// Whether `flush.messages` or `flush.ms` asks for an fdatasync now.
+    pub fn flush_due(&self, now: Instant) -> bool {
+        if self.written_offset == self.durable_offset {
+            return false;
+        }
+        self.unflushed_messages >= self.config.flush_messages
+            || self
+                .oldest_unflushed
+                .is_some_and(|t| now.duration_since(t) >= Duration::from_millis(self.config.flush_ms))
+    }
+
+    /// Starts a flush: which files to fdatasync so that everything written so far is durable.
+    pub fn begin_flush(&mut self) -> Option<FlushPlan> {
+        if self.written_offset == self.durable_offset && !self.dir_unsynced {
+            return None;
+        }
+        let mut files = std::mem::take(&mut self.unsynced);
+        if self.dir_unsynced {
+            files.push(self.dir_file.clone());
+            self.dir_unsynced = false;
+        }
+        // Writes still in flight to the active segment are not covered by this flush.
+        if self.next_offset > self.written_offset {
+            let active = self.segments.last().expect("active segment").file.clone();
+            self.unsynced.push(active);
+        }
+        self.unflushed_messages = 0;
+        self.oldest_unflushed = None;
+        Some(FlushPlan { files, covers_offset: self.written_offset })
+    }
+
+    /// Completes a flush: everything below `covers_offset` is durable. Once all sealed segments
+    /// are durable the recovery point moves to the active segment.
+    pub fn end_flush(&mut self, plan: &FlushPlan) -> io::Result<()> {
+        assert!(plan.covers_offset >= self.durable_offset || self.durable_offset == plan.covers_offset);
+        self.durable_offset = self.durable_offset.max(plan.covers_offset);
+        let active = self.segments.last().expect("active segment");
+        if self.durable_offset >= active.base_offset && self.recovery_point < active.base_offset {
+            self.recovery_point = active.base_offset;
+            self.write_recovery_point()?;
+        }
+        Ok(())
+    }
+
+    fn write_recovery_point(&self) -> io::Result<()> {
+        write_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)
+    }
+
+    fn maybe_roll(&mut self, incoming_bytes: u32, incoming_records: i64) -> io::Result<()> {
+        let active = self.segments.last().expect("active segment");
+        if active.size == 0 {
+            return Ok(());
+        }
+        let full = active.size as u64 + incoming_bytes as u64 > self.config.segment_bytes as u64;
+        let old = active.created_at.elapsed() >= Duration::from_millis(self.config.segment_ms);
+        let offsets_overflow = self.next_offset + incoming_records - active.base_offset > u32::MAX as i64;
+        if full || old || offsets_overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the next offset.
+    pub fn roll(&mut self) -> io::Result<()> {
+        let base = self.next_offset;
+        let new_segment = Segment::create(&self.dir, base)?;
+        let dir = self.dir.clone();
+        self.segments.last_mut().expect("active segment").seal(&dir)?;
+        self.segments.push(new_segment);
+        self.dir_unsynced = true;
+        Ok(())
+    }
+
+    /// Where the batch holding `offset` may be searched for: the segment's index in
+    /// `self.segments`, and the byte range [from, end) to scan, where `end` is how far the
+    /// segment is written. `None` if `offset` is not below the high watermark or is before the
+    /// log start.
+    pub fn locate(&self, offset: i64) -> Option<SegmentSpan> {
+        if offset < self.log_start_offset || offset >= self.written_offset {
+            return None;
+        }
+        let i = self.segments.partition_point(|s| s.base_offset <= offset).checked_sub(1)?;
+        let seg = &self.segments[i];
+        let from = seg.index.floor_by_offset(seg.relative(offset)).map_or(0, |e| e.position);
+        Some(SegmentSpan {
+            base_offset: seg.base_offset,
+            file: seg.file.clone(),
+            from,
+            end: self.segment_written_end(i),
+        })
+    }
+
+    /// How far segment `i` is written: the whole segment unless the written mark lies in it.
+    pub fn segment_written_end(&self, i: usize) -> u32 {
+        let seg = &self.segments[i];
+        if self.written_offset >= seg.next_offset {
+            seg.size
+        } else if self.written_offset <= seg.base_offset {
+            0
+        } else {
+            assert_eq!(self.written_at.0, seg.base_offset, "written mark inside segment {}", seg.base_offset);
+            self.written_at.1
+        }
+    }
+}
+
+/// The part of one segment a read scans.
+#[derive(Debug, Clone)]
+pub struct SegmentSpan {
+    pub base_offset: i64,
+    pub file: Arc<LogFile>,
+    pub from: u32,
+    pub end: u32,
+}
+
+fn read_checkpoint(path: &Path) -> Option<i64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Writes a small checkpoint atomically (temp file + rename), so it is either old or new.
+fn write_checkpoint(path: &Path, value: i64) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, format!("{value}\n"))?;
+    fs::rename(&tmp, path)
+}

@@ -1,0 +1,300 @@
+//! A partition as its shard serves it: the [`PartitionLog`] state machine plus the I/O that
+//! carries out its plans through the shard's ring (writes, fdatasyncs via the [`Flusher`], and the
+//! header reads that turn an offset into a file position).
+//!
+//! A partition lives on exactly one shard, so its state sits in a `RefCell` with no lock; borrows
+//! are never held across an `.await`.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::flush::Flusher;
+use crate::log::{AppendError, AppendInfo, FileRange, LogConfig, PartitionLog, RecoveryReport};
+use crate::runtime::ops;
+use crate::segment::LogFile;
+
+/// Bytes read per ring read while walking batch headers to find an offset's position. The
+/// walk starts at a sparse-index entry, so one read usually covers it.
+pub const HEADER_SCAN_READ_BYTES: usize = 16 * 1024;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckPoint {
+    /// The batch is in the page cache and readable (Kafka acks=1 on a single node).
+    Written,
+    /// The batch has been fdatasynced (corelog's acks=all by default: stronger than Kafka).
+    Durable,
+}
+
+/// Why a read could not be served.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The offset is outside [log start, high watermark] (Kafka: OFFSET_OUT_OF_RANGE).
+    OffsetOutOfRange { log_start_offset: i64, high_watermark: i64 },
+    /// The log's bytes do not parse where they must (never served; Kafka: KAFKA_STORAGE_ERROR).
+    Corrupt { position: u64 },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::OffsetOutOfRange { log_start_offset, high_watermark } => {
+                write!(f, "offset out of range [{log_start_offset}, {high_watermark}]")
+            }
+            ReadError::Corrupt { position } => write!(f, "log data does not parse at byte {position}"),
+            ReadError::Io(e) => write!(f, "log read failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The answer to a read: at most one file range of whole batches, plus the partition's offsets
+/// at the time of the read.
+#[derive(Debug, Clone)]
+pub struct ReadSlice {
+    pub range: Option<FileRange>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// One partition on its shard.
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub partition: u32,
+    log: RefCell<PartitionLog>,
+    flusher: Rc<Flusher>,
+    /// Whether this partition is in the flusher's dirty list (so it is listed once).
+    pub(crate) queued_for_flush: Cell<bool>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Partition {
+    pub fn open(
+        topic: &str,
+        partition: u32,
+        dir: &Path,
+        config: LogConfig,
+        flusher: Rc<Flusher>,
+    ) -> io::Result<(Rc<Self>, RecoveryReport)> {
+        let (log, report) = PartitionLog::open(dir, config)?;
+        let p = Rc::new(Partition {
+            topic: topic.to_string(),
+            partition,
+            log: RefCell::new(log),
+            flusher,
+            queued_for_flush: Cell::new(false),
+        });
+        Ok((p, report))
+    }
+
+    /// Read access to the log's state (offsets, segments, config). Do not hold across awaits.
+    pub fn log(&self) -> std::cell::Ref<'_, PartitionLog> {
+        self.log.borrow()
+    }
+
+    pub(crate) fn log_mut(&self) -> std::cell::RefMut<'_, PartitionLog> {
+        self.log.borrow_mut()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.log.borrow_mut().set_config(config);
+    }
+
+    /// Appends a record set (one or more v2 batches, validated here) and answers once it has
+    /// reached `ack`. Offsets are assigned in call order; writes are issued at once, so many
+    /// appends are in flight together and a durable ack shares its fdatasync with every other
+    /// append of the shard that is waiting (group commit).
+    pub async fn append(self: &Rc<Self>, mut record_set: Vec<u8>, ack: AckPoint) -> Result<AppendInfo, AppendError> {
+        let plan = self.log.borrow_mut().plan_append(&mut record_set, now_ms())?;
+        let expected = record_set.len();
+        let (result, _record_set) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
+        if let Err(e) = result {
+            self.log.borrow_mut().fail();
+            return Err(AppendError::Io(e));
+        }
+        debug_assert_eq!(_record_set.len(), expected);
+        let flush_now = {
+            let mut log = self.log.borrow_mut();
+            log.complete_write(plan.ticket, Instant::now());
+            log.flush_due(Instant::now())
+        };
+        self.flusher.mark_dirty(self);
+        if flush_now {
+            self.flusher.request();
+        }
+        if ack == AckPoint::Durable {
+            self.wait_durable(plan.info.last_offset + 1).await?;
+        }
+        Ok(plan.info)
+    }
+
+    /// Waits until every offset below `offset` is fdatasynced, asking the flusher for a flush.
+    pub async fn wait_durable(self: &Rc<Self>, offset: i64) -> Result<(), AppendError> {
+        loop {
+            let flushed = {
+                let log = self.log.borrow();
+                if log.is_failed() {
+                    return Err(AppendError::LogFailed);
+                }
+                if log.durable_offset() >= offset {
+                    return Ok(());
+                }
+                self.flusher.next_flush()
+            };
+            self.flusher.mark_dirty(self);
+            self.flusher.request();
+            flushed.await;
+        }
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` (but at
+    /// least one batch when `min_one_batch`, as Kafka does for the first partition of a fetch),
+    /// never past the high watermark, from a single segment. Returns a file range: no bytes of
+    /// the records are copied.
+    pub async fn read(&self, offset: i64, max_bytes: u32, min_one_batch: bool) -> Result<ReadSlice, ReadError> {
+        let (span, high_watermark, log_start_offset) = {
+            let log = self.log.borrow();
+            let (hw, start) = (log.high_watermark(), log.log_start_offset());
+            if offset == hw {
+                return Ok(ReadSlice { range: None, high_watermark: hw, log_start_offset: start });
+            }
+            match log.locate(offset) {
+                Some(span) => (span, hw, start),
+                None => return Err(ReadError::OffsetOutOfRange { log_start_offset: start, high_watermark: hw }),
+            }
+        };
+        let mut scanner = HeaderScanner::new(span.file.clone(), span.end);
+        // Walk from the index entry to the batch that holds `offset`.
+        let mut position = span.from;
+        let first = loop {
+            let header = scanner.header_at(position).await?;
+            if header.last_offset() >= offset {
+                break header;
+            }
+            position += header.total_bytes() as u32;
+        };
+        let start = position;
+        let limit = start as u64 + max_bytes as u64;
+        let end = if span.end as u64 <= limit {
+            span.end
+        } else {
+            // Jump to the last index entry inside the limit, then walk to the last boundary.
+            let jump = {
+                let log = self.log.borrow();
+                log.segments()
+                    .iter()
+                    .find(|s| s.base_offset == span.base_offset)
+                    .and_then(|s| s.index.floor_by_position(limit as u32))
+                    .map_or(start, |e| e.position.max(start))
+            };
+            let mut boundary = jump;
+            loop {
+                if boundary >= span.end {
+                    break;
+                }
+                let header = scanner.header_at(boundary).await?;
+                let next = boundary as u64 + header.total_bytes() as u64;
+                if next > limit {
+                    break;
+                }
+                boundary = next as u32;
+            }
+            if boundary == start && min_one_batch {
+                start + first.total_bytes() as u32
+            } else {
+                boundary
+            }
+        };
+        let range = (end > start).then(|| FileRange { file: span.file, position: start as u64, len: end - start });
+        Ok(ReadSlice { range, high_watermark, log_start_offset })
+    }
+
+    /// The first batch whose max timestamp is `>= timestamp`: its base offset and max timestamp
+    /// (Kafka's ListOffsets by timestamp, at batch granularity). `None` if no such batch is written.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
+        let spans = {
+            let log = self.log.borrow();
+            let mut spans = Vec::new();
+            for (i, seg) in log.segments().iter().enumerate() {
+                if seg.max_timestamp < timestamp {
+                    continue;
+                }
+                let from = seg
+                    .time_index
+                    .search_start(timestamp)
+                    .and_then(|rel| seg.index.floor_by_offset(rel))
+                    .map_or(0, |e| e.position);
+                spans.push((seg.file.clone(), from, log.segment_written_end(i)));
+            }
+            spans
+        };
+        for (file, from, end) in spans {
+            let mut scanner = HeaderScanner::new(file, end);
+            let mut position = from;
+            while position < end {
+                let header = scanner.header_at(position).await?;
+                if header.max_timestamp >= timestamp {
+                    return Ok(Some((header.base_offset, header.max_timestamp)));
+                }
+                position += header.total_bytes() as u32;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Walks batch headers of one segment through the ring, reading ahead in chunks.
+struct HeaderScanner {
+    file: Arc<LogFile>,
+    end: u32,
+    buf: Vec<u8>,
+    buf_start: u32,
+}
+
+impl HeaderScanner {
+    fn new(file: Arc<LogFile>, end: u32) -> Self {
+        HeaderScanner { file, end, buf: Vec::new(), buf_start: 0 }
+    }
+
+    /// The header of the batch at `position`, which must lie wholly below `end`.
+    async fn header_at(&mut self, position: u32) -> Result<BatchHeader, ReadError> {
+        let corrupt = ReadError::Corrupt { position: position as u64 };
+        if position as u64 + BATCH_HEADER_BYTES as u64 > self.end as u64 {
+            return Err(corrupt);
+        }
+        let buffered = position >= self.buf_start
+            && (position - self.buf_start) as usize + BATCH_HEADER_BYTES <= self.buf.len();
+        if !buffered {
+            let want = HEADER_SCAN_READ_BYTES.min((self.end - position) as usize);
+            let buf = std::mem::take(&mut self.buf);
+            let mut buf = buf;
+            buf.clear();
+            buf.resize(want, 0);
+            let (result, mut buf) = ops::read_at(self.file.raw_fd(), buf, position as u64).await;
+            let n = result.map_err(ReadError::Io)?;
+            buf.truncate(n);
+            self.buf = buf;
+            self.buf_start = position;
+            if n < BATCH_HEADER_BYTES {
+                return Err(corrupt);
+            }
+        }
+        let at = (position - self.buf_start) as usize;
+        let header = BatchHeader::parse(&self.buf[at..]).map_err(|_| ReadError::Corrupt { position: position as u64 })?;
+        if position as u64 + header.total_bytes() as u64 > self.end as u64 {
+            return Err(corrupt);
+        }
+        Ok(header)
+    }
+}
