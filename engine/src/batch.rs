@@ -1,1 +1,0 @@
-//! Kafka v2 record batch headers: validation without decoding records.
