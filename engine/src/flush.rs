@@ -36,9 +36,8 @@ pub struct Flusher {
     dirty: RefCell<Vec<Rc<Partition>>>,
     running: Cell<bool>,
     requested: Cell<bool>,
-    /// Completed rounds; a waiter is released when this passes the value it saw.
-    generation: Cell<u64>,
-    waiters: RefCell<Vec<Waker>>,
+    /// Fires after each completed round.
+    round_done: Notify,
     stats: Cell<FlushStats>,
     timer_running: Cell<bool>,
 }
@@ -71,17 +70,14 @@ impl Flusher {
     }
 
     /// Resolves when the next flush round completes (one that has not completed yet).
-    pub fn next_flush(&self) -> NextFlush<'_> {
-        NextFlush { flusher: self, seen: self.generation.get() }
+    pub fn next_flush(&self) -> Notified<'_> {
+        self.round_done.notified()
     }
 
     async fn run(self: Rc<Self>) {
         loop {
             self.flush_round().await;
-            self.generation.set(self.generation.get() + 1);
-            for waker in self.waiters.borrow_mut().drain(..) {
-                waker.wake();
-            }
+            self.round_done.notify_all();
             if !self.requested.replace(false) {
                 break;
             }
@@ -159,19 +155,40 @@ impl Flusher {
     }
 }
 
-/// See [`Flusher::next_flush`].
-pub struct NextFlush<'a> {
-    flusher: &'a Flusher,
+/// A shard-local broadcast: every future obtained from [`Notify::notified`] before a call to
+/// [`Notify::notify_all`] resolves after it.
+#[derive(Debug, Default)]
+pub struct Notify {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Notify {
+    pub fn notified(&self) -> Notified<'_> {
+        Notified { notify: self, seen: self.generation.get() }
+    }
+
+    pub fn notify_all(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// See [`Notify::notified`].
+pub struct Notified<'a> {
+    notify: &'a Notify,
     seen: u64,
 }
 
-impl Future for NextFlush<'_> {
+impl Future for Notified<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.flusher.generation.get() > self.seen {
+        if self.notify.generation.get() > self.seen {
             return Poll::Ready(());
         }
-        self.flusher.waiters.borrow_mut().push(cx.waker().clone());
+        self.notify.waiters.borrow_mut().push(cx.waker().clone());
         Poll::Pending
     }
 }

@@ -24,12 +24,7 @@ pub const MIN_SEGMENT_BYTES: u32 = 14;
 /// known to be fully durable. Recovery CRC-scans from there.
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset";
 
-/// How a topic's batches are timestamped (`message.timestamp.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimestampType {
-    CreateTime,
-    LogAppendTime,
-}
+pub use crate::batch::TimestampType;
 
 /// Per-partition log settings, under Kafka's topic-config names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +107,7 @@ pub struct PlannedWrite {
 #[derive(Debug)]
 struct PendingWrite {
     ticket: u64,
+    file: Arc<LogFile>,
     end_offset: i64,
     /// Where the write ends: (segment base offset, byte position in that segment).
     end_at: (i64, u32),
@@ -194,6 +190,8 @@ impl PartitionLog {
         let recovery_point = read_checkpoint(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let mut report = RecoveryReport::default();
         let mut segments: Vec<Segment> = Vec::new();
+        // Segments whose index files must be (re)written: those rebuilt from the log.
+        let mut needs_seal: Vec<bool> = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             // A segment is trusted (index files, no CRC scan) only when a later segment starts
@@ -204,35 +202,40 @@ impl PartitionLog {
                 let (seg, rebuilt) = Segment::open_sealed(dir, base, config.index_interval_bytes)?;
                 report.rebuilt_indexes += rebuilt as usize;
                 segments.push(seg);
+                needs_seal.push(rebuilt);
             } else {
                 let (seg, truncated) = Segment::recover(dir, base, config.index_interval_bytes)?;
                 report.rebuilt_indexes += 1;
                 report.truncated_bytes += truncated;
-                let cut = truncated > 0;
                 segments.push(seg);
-                if cut {
+                needs_seal.push(true);
+                if truncated > 0 {
                     for &later in &bases[i + 1..] {
                         let path = segment::file_path(dir, later, LOG_SUFFIX);
                         report.truncated_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                         segment::delete_files(dir, later)?;
                         report.removed_segments += 1;
                     }
-                    break;
                 }
             }
             if let Some(end) = previous_end {
                 let seg = segments.last().expect("just pushed");
                 assert!(seg.base_offset >= end, "segment {} overlaps the previous one (ends {end})", seg.base_offset);
             }
+            if report.removed_segments > 0 {
+                break;
+            }
         }
-        // A trailing empty segment after a sealed one is fine; an empty log gets one segment.
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0)?);
+            needs_seal.push(false);
         }
-        // Re-seal the index files of every segment but the active one, so they match the log.
+        // Every segment but the active one is sealed: write index files that were rebuilt.
         let last = segments.len() - 1;
-        for seg in &mut segments[..last] {
-            seg.seal(dir)?;
+        for (seg, seal) in segments[..last].iter_mut().zip(&needs_seal) {
+            if *seal {
+                seg.seal(dir)?;
+            }
         }
         report.segments = segments.len();
         let log_start_offset = segments[0].base_offset;
@@ -255,7 +258,8 @@ impl PartitionLog {
             pending: VecDeque::new(),
             next_ticket: 0,
             unsynced: Vec::new(),
-            dir_unsynced: false,
+            // Segment files may have been created or removed since the directory was synced.
+            dir_unsynced: true,
             unflushed_messages: 0,
             oldest_unflushed: None,
             recovery_point,
@@ -338,9 +342,9 @@ impl PartitionLog {
         for header in &headers {
             let total = header.total_bytes();
             let slice = &mut record_set[at..at + total];
-            batch::set_base_offset(slice, offset);
+            batch::set_base_offset(slice, offset).expect("validated batch");
             if let Some(ts) = log_append_time {
-                batch::set_log_append_time(slice, ts);
+                batch::set_log_append_time(slice, ts).expect("validated batch");
             }
             let placed = BatchHeader::parse(slice).expect("validated batch re-parses");
             active.place_batch(&placed, position + at as u32, self.config.index_interval_bytes);
@@ -349,13 +353,11 @@ impl PartitionLog {
         }
         assert!(offset > self.next_offset, "an append must advance the log");
         self.next_offset = offset;
-        if !self.unsynced.last().is_some_and(|f| Arc::ptr_eq(f, &active.file)) {
-            self.unsynced.push(active.file.clone());
-        }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let end_at = (active.base_offset, active.size);
-        self.pending.push_back(PendingWrite { ticket, end_offset: offset, end_at, done: false });
+        let file = active.file.clone();
+        self.pending.push_back(PendingWrite { ticket, file, end_offset: offset, end_at, done: false });
         Ok(PlannedWrite {
             file: active.file.clone(),
             position: position as u64,
@@ -370,7 +372,7 @@ impl PartitionLog {
     }
 
     /// Records that a planned write reached the page cache; advances the written mark over the
-    /// contiguous prefix of finished writes. Returns the message count newly written.
+    /// contiguous prefix of finished writes.
     pub fn complete_write(&mut self, ticket: u64, now: Instant) {
         let entry = self.pending.iter_mut().find(|p| p.ticket == ticket).expect("completing an unknown write");
         entry.done = true;
@@ -380,6 +382,11 @@ impl PartitionLog {
             self.unflushed_messages += (done.end_offset - self.written_offset) as u64;
             self.written_offset = done.end_offset;
             self.written_at = done.end_at;
+            // The file now holds written data that a later flush must cover (a write may land
+            // in a segment that was sealed while it was in flight).
+            if !self.unsynced.iter().any(|f| Arc::ptr_eq(f, &done.file)) {
+                self.unsynced.push(done.file);
+            }
             self.oldest_unflushed.get_or_insert(now);
         }
     }
@@ -400,15 +407,12 @@ impl PartitionLog {
         if self.written_offset == self.durable_offset && !self.dir_unsynced {
             return None;
         }
+        // Files gain an entry here only when a write to them completes, so writes still in
+        // flight are left to a later flush.
         let mut files = std::mem::take(&mut self.unsynced);
         if self.dir_unsynced {
             files.push(self.dir_file.clone());
             self.dir_unsynced = false;
-        }
-        // Writes still in flight to the active segment are not covered by this flush.
-        if self.next_offset > self.written_offset {
-            let active = self.segments.last().expect("active segment").file.clone();
-            self.unsynced.push(active);
         }
         self.unflushed_messages = 0;
         self.oldest_unflushed = None;

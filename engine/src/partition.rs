@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
-use crate::flush::Flusher;
+use crate::flush::{Flusher, Notify};
 use crate::log::{AppendError, AppendInfo, FileRange, LogConfig, PartitionLog, RecoveryReport};
 use crate::runtime::ops;
 use crate::segment::LogFile;
@@ -73,6 +73,8 @@ pub struct Partition {
     flusher: Rc<Flusher>,
     /// Whether this partition is in the flusher's dirty list (so it is listed once).
     pub(crate) queued_for_flush: Cell<bool>,
+    /// Fires whenever the written mark advances.
+    written: Notify,
 }
 
 pub fn now_ms() -> i64 {
@@ -94,6 +96,7 @@ impl Partition {
             log: RefCell::new(log),
             flusher,
             queued_for_flush: Cell::new(false),
+            written: Notify::default(),
         });
         Ok((p, report))
     }
@@ -121,6 +124,7 @@ impl Partition {
         let (result, _record_set) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
         if let Err(e) = result {
             self.log.borrow_mut().fail();
+            self.written.notify_all();
             return Err(AppendError::Io(e));
         }
         debug_assert_eq!(_record_set.len(), expected);
@@ -129,6 +133,7 @@ impl Partition {
             log.complete_write(plan.ticket, Instant::now());
             log.flush_due(Instant::now())
         };
+        self.written.notify_all();
         self.flusher.mark_dirty(self);
         if flush_now {
             self.flusher.request();
@@ -139,19 +144,25 @@ impl Partition {
         Ok(plan.info)
     }
 
-    /// Waits until every offset below `offset` is fdatasynced, asking the flusher for a flush.
+    /// Waits until every offset below `offset` is fdatasynced, asking the flusher for a flush
+    /// once the writes below `offset` have all completed (earlier writes may still be in flight).
     pub async fn wait_durable(self: &Rc<Self>, offset: i64) -> Result<(), AppendError> {
         loop {
-            let flushed = {
+            let (written, durable) = {
                 let log = self.log.borrow();
                 if log.is_failed() {
                     return Err(AppendError::LogFailed);
                 }
-                if log.durable_offset() >= offset {
-                    return Ok(());
-                }
-                self.flusher.next_flush()
+                (log.log_end_offset(), log.durable_offset())
             };
+            if durable >= offset {
+                return Ok(());
+            }
+            if written < offset {
+                self.written.notified().await;
+                continue;
+            }
+            let flushed = self.flusher.next_flush();
             self.flusher.mark_dirty(self);
             self.flusher.request();
             flushed.await;
@@ -163,28 +174,63 @@ impl Partition {
     /// never past the high watermark, from a single segment. Returns a file range: no bytes of
     /// the records are copied.
     pub async fn read(&self, offset: i64, max_bytes: u32, min_one_batch: bool) -> Result<ReadSlice, ReadError> {
-        let (span, high_watermark, log_start_offset) = {
-            let log = self.log.borrow();
-            let (hw, start) = (log.high_watermark(), log.log_start_offset());
-            if offset == hw {
-                return Ok(ReadSlice { range: None, high_watermark: hw, log_start_offset: start });
+        let mut offset = offset;
+        loop {
+            let (span, high_watermark, log_start_offset) = {
+                let log = self.log.borrow();
+                let (hw, start) = (log.high_watermark(), log.log_start_offset());
+                if offset == hw {
+                    return Ok(ReadSlice { range: None, high_watermark: hw, log_start_offset: start });
+                }
+                match log.locate(offset) {
+                    Some(span) => (span, hw, start),
+                    None => return Err(ReadError::OffsetOutOfRange { log_start_offset: start, high_watermark: hw }),
+                }
+            };
+            let mut scanner = HeaderScanner::new(span.file.clone(), span.end);
+            // Walk from the index entry to the batch that holds `offset`.
+            let mut position = span.from;
+            let mut first = None;
+            while position < span.end {
+                let header = scanner.header_at(position).await?;
+                if header.last_offset() >= offset {
+                    first = Some(header);
+                    break;
+                }
+                position += header.total_bytes() as u32;
             }
-            match log.locate(offset) {
-                Some(span) => (span, hw, start),
-                None => return Err(ReadError::OffsetOutOfRange { log_start_offset: start, high_watermark: hw }),
-            }
-        };
-        let mut scanner = HeaderScanner::new(span.file.clone(), span.end);
-        // Walk from the index entry to the batch that holds `offset`.
-        let mut position = span.from;
-        let first = loop {
-            let header = scanner.header_at(position).await?;
-            if header.last_offset() >= offset {
-                break header;
-            }
-            position += header.total_bytes() as u32;
-        };
-        let start = position;
+            let Some(first) = first else {
+                // `offset` falls in a gap at the end of this segment: go on at the next one.
+                let next = self.log.borrow().segments().iter().map(|s| s.base_offset).find(|&b| b > span.base_offset);
+                match next {
+                    Some(next) if next < high_watermark => {
+                        offset = next;
+                        continue;
+                    }
+                    _ => return Ok(ReadSlice { range: None, high_watermark, log_start_offset }),
+                }
+            };
+            let first_bytes = first.total_bytes() as u32;
+            let end = self.end_within(&span, &mut scanner, position, first_bytes, max_bytes, min_one_batch).await?;
+            let range =
+                (end > position).then(|| FileRange { file: span.file, position: position as u64, len: end - position });
+            return Ok(ReadSlice { range, high_watermark, log_start_offset });
+        }
+    }
+
+    /// Where a read that starts with a batch of `first_bytes` at `start` ends: the last batch
+    /// boundary within `max_bytes`, found by jumping to the last index entry inside the limit and
+    /// walking headers from there (or the first batch's end, when it alone is larger and
+    /// `min_one_batch` asks for it).
+    async fn end_within(
+        &self,
+        span: &crate::log::SegmentSpan,
+        scanner: &mut HeaderScanner,
+        start: u32,
+        first_bytes: u32,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> Result<u32, ReadError> {
         let limit = start as u64 + max_bytes as u64;
         let end = if span.end as u64 <= limit {
             span.end
@@ -211,13 +257,12 @@ impl Partition {
                 boundary = next as u32;
             }
             if boundary == start && min_one_batch {
-                start + first.total_bytes() as u32
+                start + first_bytes
             } else {
                 boundary
             }
         };
-        let range = (end > start).then(|| FileRange { file: span.file, position: start as u64, len: end - start });
-        Ok(ReadSlice { range, high_watermark, log_start_offset })
+        Ok(end)
     }
 
     /// The first batch whose max timestamp is `>= timestamp`: its base offset and max timestamp
