@@ -18,7 +18,12 @@ fn simple_batch(n: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new(1_700_000_000_000);
     for i in 0..n {
         let v = format!("value-{i}");
-        b.push_record(Some(b"key"), Some(v.as_bytes()), &[], 1_700_000_000_000 + i as i64);
+        b.push_record(
+            Some(b"key"),
+            Some(v.as_bytes()),
+            &[],
+            1_700_000_000_000 + i as i64,
+        );
     }
     b.build()
 }
@@ -95,7 +100,10 @@ fn varint_vectors() {
     }
     let mut out = Vec::new();
     builder::put_varlong(&mut out, i64::MIN);
-    assert_eq!(out, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    assert_eq!(
+        out,
+        [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
+    );
 }
 
 #[test]
@@ -178,7 +186,10 @@ fn magic_and_length_errors() {
     assert_eq!(e, BatchError::BadMagic(1));
     assert_eq!(e.kafka_error_code(), error_code::INVALID_RECORD);
     b[16] = 3;
-    assert_eq!(validate_batch(&b).unwrap_err().kafka_error_code(), error_code::CORRUPT_MESSAGE);
+    assert_eq!(
+        validate_batch(&b).unwrap_err().kafka_error_code(),
+        error_code::CORRUPT_MESSAGE
+    );
 
     // magic is checked even when the buffer is shorter than a v2 header.
     assert_eq!(validate_batch(&b[..20]), Err(BatchError::BadMagic(3)));
@@ -281,7 +292,13 @@ fn producer_field_rules() {
     assert!(ok(&BatchBuilder::new(0).producer(42, 0, 0)).is_ok());
     assert!(ok(&BatchBuilder::new(0).producer(42, 0, 0).transactional(true)).is_ok());
     let e = ok(&BatchBuilder::new(0).producer(42, 0, -1)).unwrap_err();
-    assert!(matches!(e, BatchError::BadProducerFields { producer_id: 42, .. }));
+    assert!(matches!(
+        e,
+        BatchError::BadProducerFields {
+            producer_id: 42,
+            ..
+        }
+    ));
     assert_eq!(e.kafka_error_code(), error_code::INVALID_RECORD);
     assert!(matches!(
         ok(&BatchBuilder::new(0).transactional(true)),
@@ -297,7 +314,10 @@ fn control_batches() {
     let b = control_batch(77, 3, ControlRecordType::Commit, 9, 1234);
     let h = validate_batch(&b).unwrap();
     assert!(h.is_control() && h.is_transactional());
-    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (77, 3, -1));
+    assert_eq!(
+        (h.producer_id, h.producer_epoch, h.base_sequence),
+        (77, 3, -1)
+    );
     assert_eq!(h.record_count, 1);
     let recs = decode_records(&b).unwrap();
     assert_eq!(recs[0].key.as_deref(), Some(&[0, 0, 0, 1][..]));
@@ -308,7 +328,10 @@ fn control_batches() {
     );
     let abort = control_batch(77, 3, ControlRecordType::Abort, 9, 1234);
     let key = decode_records(&abort).unwrap()[0].key.clone().unwrap();
-    assert_eq!(ControlRecordType::from_key(&key), Some(ControlRecordType::Abort));
+    assert_eq!(
+        ControlRecordType::from_key(&key),
+        Some(ControlRecordType::Abort)
+    );
     assert_eq!(ControlRecordType::from_key(&[0, 0, 0, 2]), None);
     assert_eq!(ControlRecordType::from_key(&[0, 0]), None);
 
@@ -324,7 +347,10 @@ fn client_only_rules() {
     assert!(validate_client_batch(&b).is_ok());
     set_base_offset(&mut b, 5).unwrap();
     assert!(validate_batch(&b).is_ok());
-    assert_eq!(validate_client_batch(&b), Err(BatchError::NonZeroBaseOffset(5)));
+    assert_eq!(
+        validate_client_batch(&b),
+        Err(BatchError::NonZeroBaseOffset(5))
+    );
     let mut b = simple_batch(2);
     set_log_append_time(&mut b, 99).unwrap();
     let e = validate_client_batch(&b).unwrap_err();
@@ -371,7 +397,10 @@ fn decode_rejects_malformed_records() {
     // Negative record length.
     b[61] = 0x01;
     fix_crc(&mut b);
-    assert!(matches!(decode_records(&b), Err(BatchError::BadRecord { .. })));
+    assert!(matches!(
+        decode_records(&b),
+        Err(BatchError::BadRecord { .. })
+    ));
 
     // Key length pointing past the record.
     let mut b = BatchBuilder::new(0)
@@ -379,7 +408,10 @@ fn decode_rejects_malformed_records() {
         .build();
     b[61 + 4] = 0x08; // key length 4 in an 8-byte record
     fix_crc(&mut b);
-    assert!(matches!(decode_records(&b), Err(BatchError::BadRecord { .. })));
+    assert!(matches!(
+        decode_records(&b),
+        Err(BatchError::BadRecord { .. })
+    ));
 
     // Overlong varint: six continuation bytes in the offsetDelta of a 10-byte record.
     let mut b = BatchBuilder::new(0)
@@ -400,7 +432,28 @@ fn decode_rejects_malformed_records() {
     let last = b.len() - 1;
     b[last] = 0xfe; // header count 127 in a record with no bytes left
     fix_crc(&mut b);
-    assert!(matches!(decode_records(&b), Err(BatchError::BadRecord { .. })));
+    assert!(matches!(
+        decode_records(&b),
+        Err(BatchError::BadRecord { .. })
+    ));
+
+    // A record length that covers more bytes than the record's fields use.
+    let mut b = BatchBuilder::new(0)
+        .record(Some(b"k"), Some(b"v"), &[], 0)
+        .build();
+    b[61] = 0x12; // 9 instead of 8
+    b.push(0);
+    let len = (b.len() - 12) as i32;
+    put(&mut b, 8, &len.to_be_bytes());
+    fix_crc(&mut b);
+    assert!(validate_batch(&b).is_ok());
+    assert_eq!(
+        decode_records(&b),
+        Err(BatchError::BadRecord {
+            index: 0,
+            reason: "record length disagrees with its fields"
+        })
+    );
 
     // Trailing bytes after recordCount records (a 2-record body declared as 1 record).
     let mut b = simple_batch(2);
