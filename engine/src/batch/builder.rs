@@ -376,7 +376,7 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, BatchError> {
     }
     let body = &batch[RECORDS_OFFSET..header.total_bytes()];
     let count = header.record_count as usize; // >= 1 after validate_batch
-    // validate_batch bounded count by body.len() / MIN_RECORD_BYTES.
+                                              // validate_batch bounded count by body.len() / MIN_RECORD_BYTES.
     let mut records = Vec::with_capacity(count.min(body.len() / MIN_RECORD_BYTES));
     let mut outer = Cursor {
         buf: body,
