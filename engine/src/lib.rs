@@ -7,3 +7,4 @@
 //!   exactly as received, with group-commit fsync per shard ([`flush`]).
 
 pub mod batch;
+pub mod runtime;

@@ -1,0 +1,15 @@
+//! The per-core runtime: one io_uring per thread, driven directly by a small executor.
+//!
+//! - [`executor`]: `!Send` tasks on one thread, [`block_on`], [`spawn`], timers;
+//! - [`ring`]: the ring driver (op slots, cancellation safety, multishot, lazy submission);
+//! - [`ops`]: ownership-passing async file, socket and splice ops, fixed buffers;
+//! - [`shard`]: the set of pinned shard threads and message passing between them;
+//! - [`placement`]: the deterministic `(topic, partition) → shard` map.
+
+pub mod executor;
+pub mod ops;
+pub mod ring;
+mod slab;
+
+pub use executor::{block_on, sleep, sleep_until, spawn, yield_now, JoinHandle, TASKS_PER_TURN};
+pub use ring::{CQ_ENTRIES, RING_ENTRIES};
