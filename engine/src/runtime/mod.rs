@@ -8,8 +8,12 @@
 
 pub mod executor;
 pub mod ops;
+pub mod placement;
 pub mod ring;
+pub mod shard;
 mod slab;
 
 pub use executor::{block_on, sleep, sleep_until, spawn, yield_now, JoinHandle, TASKS_PER_TURN};
+pub use placement::{placement, shard_for};
 pub use ring::{CQ_ENTRIES, RING_ENTRIES};
+pub use shard::{current_shard, RemoteHandle, ShardConfig, ShardSet};
