@@ -34,7 +34,12 @@ fn sample_batch() -> Vec<u8> {
     let value = vec![0x5au8; BATCH_BYTES / RECORDS_PER_BATCH - 40];
     let mut b = BatchBuilder::new(1_700_000_000_000);
     for r in 0..RECORDS_PER_BATCH {
-        b.push_record(Some(format!("key-{r}").as_bytes()), Some(&value), &[], 1_700_000_000_000);
+        b.push_record(
+            Some(format!("key-{r}").as_bytes()),
+            Some(&value),
+            &[],
+            1_700_000_000_000,
+        );
     }
     b.build()
 }
@@ -46,8 +51,14 @@ fn run(partitions: u32, ack: AckPoint, total: u64) -> Duration {
     let batch = sample_batch();
     runtime::block_on(async move {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let parts: Vec<Rc<Partition>> =
-            (0..partitions).map(|i| storage.open_partition("bench", i, LogConfig::default()).unwrap().0).collect();
+        let parts: Vec<Rc<Partition>> = (0..partitions)
+            .map(|i| {
+                storage
+                    .open_partition("bench", i, LogConfig::default())
+                    .unwrap()
+                    .0
+            })
+            .collect();
         let appenders = (partitions as usize).max(MIN_APPENDERS);
         let start = Instant::now();
         let mut tasks = Vec::with_capacity(appenders);
@@ -80,9 +91,13 @@ fn append_throughput(c: &mut Criterion) {
     for ack in [AckPoint::Written, AckPoint::Durable] {
         for partitions in PARTITION_COUNTS {
             let name = format!("{ack:?}").to_lowercase();
-            group.bench_with_input(BenchmarkId::new(name, partitions), &partitions, |b, &partitions| {
-                b.iter_custom(|iters| run(partitions, ack, iters));
-            });
+            group.bench_with_input(
+                BenchmarkId::new(name, partitions),
+                &partitions,
+                |b, &partitions| {
+                    b.iter_custom(|iters| run(partitions, ack, iters));
+                },
+            );
         }
     }
     group.finish();

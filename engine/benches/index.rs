@@ -12,12 +12,16 @@ fn index_lookup(c: &mut Criterion) {
             index.push(i * 10, i * 4096);
         }
         let mut probe = 12345u32;
-        group.bench_with_input(BenchmarkId::new("floor_by_offset", entries), &index, |b, index| {
-            b.iter(|| {
-                probe = probe.wrapping_mul(1_103_515_245).wrapping_add(12345) % (entries * 10);
-                black_box(index.floor_by_offset(black_box(probe)))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("floor_by_offset", entries),
+            &index,
+            |b, index| {
+                b.iter(|| {
+                    probe = probe.wrapping_mul(1_103_515_245).wrapping_add(12345) % (entries * 10);
+                    black_box(index.floor_by_offset(black_box(probe)))
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -112,7 +112,11 @@ impl Flusher {
         }
         let mut results = results.into_iter();
         for (partition, plan) in &plans {
-            let ok = plan.files.iter().map(|_| results.next().expect("one result per file")).all(|r| r.is_ok());
+            let ok = plan
+                .files
+                .iter()
+                .map(|_| results.next().expect("one result per file"))
+                .all(|r| r.is_ok());
             let mut log = partition.log_mut();
             if !ok || log.end_flush(plan).is_err() {
                 // Kafka halts the log dir on a failed flush: the page cache may have dropped the
@@ -137,7 +141,9 @@ impl Flusher {
         runtime::spawn(async move {
             loop {
                 runtime::sleep(Duration::from_millis(FLUSH_TIMER_TICK_MS)).await;
-                let Some(partitions) = partitions.upgrade() else { break };
+                let Some(partitions) = partitions.upgrade() else {
+                    break;
+                };
                 let now = Instant::now();
                 let mut due = false;
                 for p in partitions.borrow().values() {
@@ -165,7 +171,10 @@ pub struct Notify {
 
 impl Notify {
     pub fn notified(&self) -> Notified<'_> {
-        Notified { notify: self, seen: self.generation.get() }
+        Notified {
+            notify: self,
+            seen: self.generation.get(),
+        }
     }
 
     pub fn notify_all(&self) {

@@ -27,9 +27,15 @@ pub enum IndexError {
 impl fmt::Display for IndexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IndexError::PartialEntry { bytes } => write!(f, "index length {bytes} is not a whole number of entries"),
-            IndexError::NotMonotonic { entry } => write!(f, "index entry {entry} does not increase"),
-            IndexError::PastEnd { entry } => write!(f, "index entry {entry} points past the segment's end"),
+            IndexError::PartialEntry { bytes } => {
+                write!(f, "index length {bytes} is not a whole number of entries")
+            }
+            IndexError::NotMonotonic { entry } => {
+                write!(f, "index entry {entry} does not increase")
+            }
+            IndexError::PastEnd { entry } => {
+                write!(f, "index entry {entry} points past the segment's end")
+            }
         }
     }
 }
@@ -76,12 +82,17 @@ impl OffsetIndex {
                 "offset index must grow: last {last:?}, new ({relative_offset}, {position})"
             );
         }
-        self.entries.push(OffsetEntry { relative_offset, position });
+        self.entries.push(OffsetEntry {
+            relative_offset,
+            position,
+        });
     }
 
     /// The last entry whose offset is `<= relative_offset`; `None` means "scan from position 0".
     pub fn floor_by_offset(&self, relative_offset: u32) -> Option<OffsetEntry> {
-        let n = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
+        let n = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
         n.checked_sub(1).map(|i| self.entries[i])
     }
 
@@ -123,7 +134,10 @@ impl OffsetIndex {
                     return Err(IndexError::NotMonotonic { entry: i });
                 }
             }
-            index.entries.push(OffsetEntry { relative_offset, position });
+            index.entries.push(OffsetEntry {
+                relative_offset,
+                position,
+            });
         }
         Ok(index)
     }
@@ -167,10 +181,19 @@ impl TimeIndex {
         match self.entries.last() {
             Some(last) if timestamp <= last.timestamp => {}
             Some(last) => {
-                assert!(relative_offset > last.relative_offset, "time index offsets must grow");
-                self.entries.push(TimeEntry { timestamp, relative_offset });
+                assert!(
+                    relative_offset > last.relative_offset,
+                    "time index offsets must grow"
+                );
+                self.entries.push(TimeEntry {
+                    timestamp,
+                    relative_offset,
+                });
             }
-            None => self.entries.push(TimeEntry { timestamp, relative_offset }),
+            None => self.entries.push(TimeEntry {
+                timestamp,
+                relative_offset,
+            }),
         }
     }
 
@@ -188,7 +211,9 @@ impl TimeIndex {
     }
 
     pub fn truncate_to_offset(&mut self, relative_offset: u32) {
-        let n = self.entries.partition_point(|e| e.relative_offset < relative_offset);
+        let n = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
         self.entries.truncate(n);
     }
 
@@ -218,7 +243,10 @@ impl TimeIndex {
                     return Err(IndexError::NotMonotonic { entry: i });
                 }
             }
-            index.entries.push(TimeEntry { timestamp, relative_offset });
+            index.entries.push(TimeEntry {
+                timestamp,
+                relative_offset,
+            });
         }
         Ok(index)
     }
@@ -261,11 +289,20 @@ mod tests {
         idx.push(3, 100);
         let bytes = idx.encode();
         assert!(OffsetIndex::decode(&bytes, 200).is_ok());
-        assert_eq!(OffsetIndex::decode(&bytes[..9], 200).unwrap_err(), IndexError::PartialEntry { bytes: 9 });
-        assert_eq!(OffsetIndex::decode(&bytes, 100).unwrap_err(), IndexError::PastEnd { entry: 1 });
+        assert_eq!(
+            OffsetIndex::decode(&bytes[..9], 200).unwrap_err(),
+            IndexError::PartialEntry { bytes: 9 }
+        );
+        assert_eq!(
+            OffsetIndex::decode(&bytes, 100).unwrap_err(),
+            IndexError::PastEnd { entry: 1 }
+        );
         let mut swapped = bytes[8..].to_vec();
         swapped.extend_from_slice(&bytes[..8]);
-        assert_eq!(OffsetIndex::decode(&swapped, 200).unwrap_err(), IndexError::NotMonotonic { entry: 1 });
+        assert_eq!(
+            OffsetIndex::decode(&swapped, 200).unwrap_err(),
+            IndexError::NotMonotonic { entry: 1 }
+        );
     }
 
     #[test]

@@ -74,8 +74,14 @@ impl std::fmt::Display for AppendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AppendError::InvalidBatch(e) => write!(f, "invalid record batch: {e}"),
-            AppendError::BatchLargerThanSegment { bytes, segment_bytes } => {
-                write!(f, "record set of {bytes} bytes exceeds segment.bytes {segment_bytes}")
+            AppendError::BatchLargerThanSegment {
+                bytes,
+                segment_bytes,
+            } => {
+                write!(
+                    f,
+                    "record set of {bytes} bytes exceeds segment.bytes {segment_bytes}"
+                )
             }
             AppendError::LogFailed => write!(f, "log is offline after an I/O error"),
             AppendError::Io(e) => write!(f, "log I/O error: {e}"),
@@ -207,9 +213,13 @@ impl PartitionLog {
                 let (seg, truncated) = Segment::recover(dir, base, config.index_interval_bytes)?;
                 report.rebuilt_indexes += 1;
                 report.truncated_bytes += truncated;
+                // Past the recovery point a segment must end where the next begins: a shortfall
+                // means writes that were in flight at the crash never landed (their bytes were
+                // reserved, never written), so everything after it is cut like a torn tail.
+                let short = next_base.is_some_and(|n| seg.next_offset < n);
                 segments.push(seg);
                 needs_seal.push(true);
-                if truncated > 0 {
+                if truncated > 0 || short {
                     for &later in &bases[i + 1..] {
                         let path = segment::file_path(dir, later, LOG_SUFFIX);
                         report.truncated_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -220,7 +230,11 @@ impl PartitionLog {
             }
             if let Some(end) = previous_end {
                 let seg = segments.last().expect("just pushed");
-                assert!(seg.base_offset >= end, "segment {} overlaps the previous one (ends {end})", seg.base_offset);
+                assert!(
+                    seg.base_offset >= end,
+                    "segment {} overlaps the previous one (ends {end})",
+                    seg.base_offset
+                );
             }
             if report.removed_segments > 0 {
                 break;
@@ -321,21 +335,33 @@ impl PartitionLog {
     /// base offset, and its timestamp under LogAppendTime), rolls the segment if needed and
     /// reserves the bytes. The caller writes `record_set` at the planned position and then calls
     /// [`PartitionLog::complete_write`].
-    pub fn plan_append(&mut self, record_set: &mut [u8], now_ms: i64) -> Result<PlannedWrite, AppendError> {
+    pub fn plan_append(
+        &mut self,
+        record_set: &mut [u8],
+        now_ms: i64,
+    ) -> Result<PlannedWrite, AppendError> {
         if self.failed {
             return Err(AppendError::LogFailed);
         }
         let headers = batch::validate_record_set(record_set).map_err(AppendError::InvalidBatch)?;
         let bytes = record_set.len();
         if bytes > self.config.segment_bytes as usize {
-            return Err(AppendError::BatchLargerThanSegment { bytes, segment_bytes: self.config.segment_bytes });
+            return Err(AppendError::BatchLargerThanSegment {
+                bytes,
+                segment_bytes: self.config.segment_bytes,
+            });
         }
         let record_count: i64 = headers.iter().map(|h| h.record_count as i64).sum();
-        self.maybe_roll(bytes as u32, record_count).map_err(AppendError::Io)?;
+        self.maybe_roll(bytes as u32, record_count)
+            .map_err(AppendError::Io)?;
 
         let base_offset = self.next_offset;
-        let log_append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let active = self.segments.last_mut().expect("a log always has an active segment");
+        let log_append_time =
+            (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let active = self
+            .segments
+            .last_mut()
+            .expect("a log always has an active segment");
         let position = active.size;
         let mut at = 0usize;
         let mut offset = base_offset;
@@ -347,7 +373,11 @@ impl PartitionLog {
                 batch::set_log_append_time(slice, ts).expect("validated batch");
             }
             let placed = BatchHeader::parse(slice).expect("validated batch re-parses");
-            active.place_batch(&placed, position + at as u32, self.config.index_interval_bytes);
+            active.place_batch(
+                &placed,
+                position + at as u32,
+                self.config.index_interval_bytes,
+            );
             offset = placed.next_offset();
             at += total;
         }
@@ -357,7 +387,13 @@ impl PartitionLog {
         self.next_ticket += 1;
         let end_at = (active.base_offset, active.size);
         let file = active.file.clone();
-        self.pending.push_back(PendingWrite { ticket, file, end_offset: offset, end_at, done: false });
+        self.pending.push_back(PendingWrite {
+            ticket,
+            file,
+            end_offset: offset,
+            end_at,
+            done: false,
+        });
         Ok(PlannedWrite {
             file: active.file.clone(),
             position: position as u64,
@@ -374,11 +410,18 @@ impl PartitionLog {
     /// Records that a planned write reached the page cache; advances the written mark over the
     /// contiguous prefix of finished writes.
     pub fn complete_write(&mut self, ticket: u64, now: Instant) {
-        let entry = self.pending.iter_mut().find(|p| p.ticket == ticket).expect("completing an unknown write");
+        let entry = self
+            .pending
+            .iter_mut()
+            .find(|p| p.ticket == ticket)
+            .expect("completing an unknown write");
         entry.done = true;
         while self.pending.front().is_some_and(|p| p.done) {
             let done = self.pending.pop_front().expect("front exists");
-            assert!(done.end_offset > self.written_offset, "written offset must grow");
+            assert!(
+                done.end_offset > self.written_offset,
+                "written offset must grow"
+            );
             self.unflushed_messages += (done.end_offset - self.written_offset) as u64;
             self.written_offset = done.end_offset;
             self.written_at = done.end_at;
@@ -397,9 +440,9 @@ impl PartitionLog {
             return false;
         }
         self.unflushed_messages >= self.config.flush_messages
-            || self
-                .oldest_unflushed
-                .is_some_and(|t| now.duration_since(t) >= Duration::from_millis(self.config.flush_ms))
+            || self.oldest_unflushed.is_some_and(|t| {
+                now.duration_since(t) >= Duration::from_millis(self.config.flush_ms)
+            })
     }
 
     /// Starts a flush: which files to fdatasync so that everything written so far is durable.
@@ -416,13 +459,18 @@ impl PartitionLog {
         }
         self.unflushed_messages = 0;
         self.oldest_unflushed = None;
-        Some(FlushPlan { files, covers_offset: self.written_offset })
+        Some(FlushPlan {
+            files,
+            covers_offset: self.written_offset,
+        })
     }
 
     /// Completes a flush: everything below `covers_offset` is durable. Once all sealed segments
     /// are durable the recovery point moves to the active segment.
     pub fn end_flush(&mut self, plan: &FlushPlan) -> io::Result<()> {
-        assert!(plan.covers_offset >= self.durable_offset || self.durable_offset == plan.covers_offset);
+        assert!(
+            plan.covers_offset >= self.durable_offset || self.durable_offset == plan.covers_offset
+        );
         self.durable_offset = self.durable_offset.max(plan.covers_offset);
         let active = self.segments.last().expect("active segment");
         if self.durable_offset >= active.base_offset && self.recovery_point < active.base_offset {
@@ -443,7 +491,8 @@ impl PartitionLog {
         }
         let full = active.size as u64 + incoming_bytes as u64 > self.config.segment_bytes as u64;
         let old = active.created_at.elapsed() >= Duration::from_millis(self.config.segment_ms);
-        let offsets_overflow = self.next_offset + incoming_records - active.base_offset > u32::MAX as i64;
+        let offsets_overflow =
+            self.next_offset + incoming_records - active.base_offset > u32::MAX as i64;
         if full || old || offsets_overflow {
             self.roll()?;
         }
@@ -455,7 +504,10 @@ impl PartitionLog {
         let base = self.next_offset;
         let new_segment = Segment::create(&self.dir, base)?;
         let dir = self.dir.clone();
-        self.segments.last_mut().expect("active segment").seal(&dir)?;
+        self.segments
+            .last_mut()
+            .expect("active segment")
+            .seal(&dir)?;
         self.segments.push(new_segment);
         self.dir_unsynced = true;
         Ok(())
@@ -469,9 +521,15 @@ impl PartitionLog {
         if offset < self.log_start_offset || offset >= self.written_offset {
             return None;
         }
-        let i = self.segments.partition_point(|s| s.base_offset <= offset).checked_sub(1)?;
+        let i = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .checked_sub(1)?;
         let seg = &self.segments[i];
-        let from = seg.index.floor_by_offset(seg.relative(offset)).map_or(0, |e| e.position);
+        let from = seg
+            .index
+            .floor_by_offset(seg.relative(offset))
+            .map_or(0, |e| e.position);
         Some(SegmentSpan {
             base_offset: seg.base_offset,
             file: seg.file.clone(),
@@ -488,7 +546,11 @@ impl PartitionLog {
         } else if self.written_offset <= seg.base_offset {
             0
         } else {
-            assert_eq!(self.written_at.0, seg.base_offset, "written mark inside segment {}", seg.base_offset);
+            assert_eq!(
+                self.written_at.0, seg.base_offset,
+                "written mark inside segment {}",
+                seg.base_offset
+            );
             self.written_at.1
         }
     }

@@ -35,19 +35,32 @@ pub enum AckPoint {
 #[derive(Debug)]
 pub enum ReadError {
     /// The offset is outside [log start, high watermark] (Kafka: OFFSET_OUT_OF_RANGE).
-    OffsetOutOfRange { log_start_offset: i64, high_watermark: i64 },
+    OffsetOutOfRange {
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
     /// The log's bytes do not parse where they must (never served; Kafka: KAFKA_STORAGE_ERROR).
-    Corrupt { position: u64 },
+    Corrupt {
+        position: u64,
+    },
     Io(io::Error),
 }
 
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::OffsetOutOfRange { log_start_offset, high_watermark } => {
-                write!(f, "offset out of range [{log_start_offset}, {high_watermark}]")
+            ReadError::OffsetOutOfRange {
+                log_start_offset,
+                high_watermark,
+            } => {
+                write!(
+                    f,
+                    "offset out of range [{log_start_offset}, {high_watermark}]"
+                )
             }
-            ReadError::Corrupt { position } => write!(f, "log data does not parse at byte {position}"),
+            ReadError::Corrupt { position } => {
+                write!(f, "log data does not parse at byte {position}")
+            }
             ReadError::Io(e) => write!(f, "log read failed: {e}"),
         }
     }
@@ -78,7 +91,9 @@ pub struct Partition {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Partition {
@@ -118,10 +133,18 @@ impl Partition {
     /// reached `ack`. Offsets are assigned in call order; writes are issued at once, so many
     /// appends are in flight together and a durable ack shares its fdatasync with every other
     /// append of the shard that is waiting (group commit).
-    pub async fn append(self: &Rc<Self>, mut record_set: Vec<u8>, ack: AckPoint) -> Result<AppendInfo, AppendError> {
-        let plan = self.log.borrow_mut().plan_append(&mut record_set, now_ms())?;
+    pub async fn append(
+        self: &Rc<Self>,
+        mut record_set: Vec<u8>,
+        ack: AckPoint,
+    ) -> Result<AppendInfo, AppendError> {
+        let plan = self
+            .log
+            .borrow_mut()
+            .plan_append(&mut record_set, now_ms())?;
         let expected = record_set.len();
-        let (result, _record_set) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
+        let (result, _record_set) =
+            ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
         if let Err(e) = result {
             self.log.borrow_mut().fail();
             self.written.notify_all();
@@ -173,18 +196,32 @@ impl Partition {
     /// least one batch when `min_one_batch`, as Kafka does for the first partition of a fetch),
     /// never past the high watermark, from a single segment. Returns a file range: no bytes of
     /// the records are copied.
-    pub async fn read(&self, offset: i64, max_bytes: u32, min_one_batch: bool) -> Result<ReadSlice, ReadError> {
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> Result<ReadSlice, ReadError> {
         let mut offset = offset;
         loop {
             let (span, high_watermark, log_start_offset) = {
                 let log = self.log.borrow();
                 let (hw, start) = (log.high_watermark(), log.log_start_offset());
                 if offset == hw {
-                    return Ok(ReadSlice { range: None, high_watermark: hw, log_start_offset: start });
+                    return Ok(ReadSlice {
+                        range: None,
+                        high_watermark: hw,
+                        log_start_offset: start,
+                    });
                 }
                 match log.locate(offset) {
                     Some(span) => (span, hw, start),
-                    None => return Err(ReadError::OffsetOutOfRange { log_start_offset: start, high_watermark: hw }),
+                    None => {
+                        return Err(ReadError::OffsetOutOfRange {
+                            log_start_offset: start,
+                            high_watermark: hw,
+                        })
+                    }
                 }
             };
             let mut scanner = HeaderScanner::new(span.file.clone(), span.end);
@@ -201,20 +238,48 @@ impl Partition {
             }
             let Some(first) = first else {
                 // `offset` falls in a gap at the end of this segment: go on at the next one.
-                let next = self.log.borrow().segments().iter().map(|s| s.base_offset).find(|&b| b > span.base_offset);
+                let next = self
+                    .log
+                    .borrow()
+                    .segments()
+                    .iter()
+                    .map(|s| s.base_offset)
+                    .find(|&b| b > span.base_offset);
                 match next {
                     Some(next) if next < high_watermark => {
                         offset = next;
                         continue;
                     }
-                    _ => return Ok(ReadSlice { range: None, high_watermark, log_start_offset }),
+                    _ => {
+                        return Ok(ReadSlice {
+                            range: None,
+                            high_watermark,
+                            log_start_offset,
+                        })
+                    }
                 }
             };
             let first_bytes = first.total_bytes() as u32;
-            let end = self.end_within(&span, &mut scanner, position, first_bytes, max_bytes, min_one_batch).await?;
-            let range =
-                (end > position).then(|| FileRange { file: span.file, position: position as u64, len: end - position });
-            return Ok(ReadSlice { range, high_watermark, log_start_offset });
+            let end = self
+                .end_within(
+                    &span,
+                    &mut scanner,
+                    position,
+                    first_bytes,
+                    max_bytes,
+                    min_one_batch,
+                )
+                .await?;
+            let range = (end > position).then(|| FileRange {
+                file: span.file,
+                position: position as u64,
+                len: end - position,
+            });
+            return Ok(ReadSlice {
+                range,
+                high_watermark,
+                log_start_offset,
+            });
         }
     }
 
@@ -267,7 +332,10 @@ impl Partition {
 
     /// The first batch whose max timestamp is `>= timestamp`: its base offset and max timestamp
     /// (Kafka's ListOffsets by timestamp, at batch granularity). `None` if no such batch is written.
-    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
         let spans = {
             let log = self.log.borrow();
             let mut spans = Vec::new();
@@ -309,12 +377,19 @@ struct HeaderScanner {
 
 impl HeaderScanner {
     fn new(file: Arc<LogFile>, end: u32) -> Self {
-        HeaderScanner { file, end, buf: Vec::new(), buf_start: 0 }
+        HeaderScanner {
+            file,
+            end,
+            buf: Vec::new(),
+            buf_start: 0,
+        }
     }
 
     /// The header of the batch at `position`, which must lie wholly below `end`.
     async fn header_at(&mut self, position: u32) -> Result<BatchHeader, ReadError> {
-        let corrupt = ReadError::Corrupt { position: position as u64 };
+        let corrupt = ReadError::Corrupt {
+            position: position as u64,
+        };
         if position as u64 + BATCH_HEADER_BYTES as u64 > self.end as u64 {
             return Err(corrupt);
         }
@@ -336,7 +411,9 @@ impl HeaderScanner {
             }
         }
         let at = (position - self.buf_start) as usize;
-        let header = BatchHeader::parse(&self.buf[at..]).map_err(|_| ReadError::Corrupt { position: position as u64 })?;
+        let header = BatchHeader::parse(&self.buf[at..]).map_err(|_| ReadError::Corrupt {
+            position: position as u64,
+        })?;
         if position as u64 + header.total_bytes() as u64 > self.end as u64 {
             return Err(corrupt);
         }

@@ -40,7 +40,10 @@ impl LogFile {
             .create(create)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
-        Ok(LogFile { file, path: path.to_path_buf() })
+        Ok(LogFile {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens a directory so that its entries can be made durable with an fsync.
@@ -49,7 +52,10 @@ impl LogFile {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(path)?;
-        Ok(LogFile { file, path: path.to_path_buf() })
+        Ok(LogFile {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -85,7 +91,10 @@ impl LogFile {
 }
 
 pub fn file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
-    dir.join(format!("{base_offset:0width$}.{suffix}", width = FILE_NAME_DIGITS))
+    dir.join(format!(
+        "{base_offset:0width$}.{suffix}",
+        width = FILE_NAME_DIGITS
+    ))
 }
 
 /// The base offset named by a segment file name such as `00000000000000000042.log`.
@@ -145,7 +154,11 @@ impl Segment {
     /// Relative offset of `offset` in this segment. Callers roll before it would overflow.
     pub fn relative(&self, offset: i64) -> u32 {
         let rel = offset - self.base_offset;
-        assert!((0..=u32::MAX as i64).contains(&rel), "offset {offset} outside segment {}", self.base_offset);
+        assert!(
+            (0..=u32::MAX as i64).contains(&rel),
+            "offset {offset} outside segment {}",
+            self.base_offset
+        );
         rel as u32
     }
 
@@ -153,7 +166,10 @@ impl Segment {
     /// segment's size and next offset and samples the indexes every `index_interval_bytes`.
     pub fn place_batch(&mut self, header: &BatchHeader, position: u32, index_interval_bytes: u32) {
         assert_eq!(position, self.size, "batches are placed back to back");
-        assert!(header.base_offset >= self.next_offset, "offsets must grow within a segment");
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must grow within a segment"
+        );
         let rel = self.relative(header.base_offset);
         let is_first = self.size == 0;
         if header.max_timestamp > self.max_timestamp {
@@ -179,8 +195,14 @@ impl Segment {
             let max_rel = self.relative(self.offset_of_max_timestamp);
             self.time_index.maybe_push(self.max_timestamp, max_rel);
         }
-        fs::write(file_path(dir, self.base_offset, INDEX_SUFFIX), self.index.encode())?;
-        fs::write(file_path(dir, self.base_offset, TIME_INDEX_SUFFIX), self.time_index.encode())
+        fs::write(
+            file_path(dir, self.base_offset, INDEX_SUFFIX),
+            self.index.encode(),
+        )?;
+        fs::write(
+            file_path(dir, self.base_offset, TIME_INDEX_SUFFIX),
+            self.time_index.encode(),
+        )
     }
 
     /// Removes the segment's files. Open handles (read ranges) keep the data readable.
@@ -190,7 +212,11 @@ impl Segment {
 
     /// Opens a sealed segment that lies before the recovery point (known durable): trusts its
     /// index files when they are plausible, otherwise rebuilds them from batch headers.
-    pub fn open_sealed(dir: &Path, base_offset: i64, index_interval_bytes: u32) -> io::Result<(Self, bool)> {
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+    ) -> io::Result<(Self, bool)> {
         let file = LogFile::open(&file_path(dir, base_offset, LOG_SUFFIX), false)?;
         let len = file.len()?;
         let size = u32::try_from(len).map_err(|_| io::Error::other("segment larger than 4 GiB"))?;
@@ -199,11 +225,19 @@ impl Segment {
             segment = loaded;
             return Ok((segment, false));
         }
-        let scan = scan_segment(&mut segment, size, index_interval_bytes, ScanCheck::HeadersOnly)?;
+        let scan = scan_segment(
+            &mut segment,
+            size,
+            index_interval_bytes,
+            ScanCheck::HeadersOnly,
+        )?;
         if scan.valid_bytes != size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("sealed segment {base_offset} is damaged at byte {}", scan.valid_bytes),
+                format!(
+                    "sealed segment {base_offset} is damaged at byte {}",
+                    scan.valid_bytes
+                ),
             ));
         }
         Ok((segment, true))
@@ -221,14 +255,20 @@ impl Segment {
         if size == 0 {
             return Ok(None);
         }
-        let Ok(index) = OffsetIndex::decode(&offset_bytes, size) else { return Ok(None) };
-        let Some(last) = index.entries().last().copied() else { return Ok(None) };
+        let Ok(index) = OffsetIndex::decode(&offset_bytes, size) else {
+            return Ok(None);
+        };
+        let Some(last) = index.entries().last().copied() else {
+            return Ok(None);
+        };
         // Walk the headers from the last index entry to the end of the file.
         let mut position = last.position;
         let mut next_offset = None;
         let mut first = true;
         while position < size {
-            let Ok(header) = read_header(&self.file, position, size) else { return Ok(None) };
+            let Ok(header) = read_header(&self.file, position, size) else {
+                return Ok(None);
+            };
             if first && header.base_offset != self.base_offset + last.relative_offset as i64 {
                 return Ok(None);
             }
@@ -236,9 +276,13 @@ impl Segment {
             next_offset = Some(header.next_offset());
             position += header.total_bytes() as u32;
         }
-        let Some(next_offset) = next_offset.filter(|_| position == size) else { return Ok(None) };
+        let Some(next_offset) = next_offset.filter(|_| position == size) else {
+            return Ok(None);
+        };
         let relative_end = (next_offset - self.base_offset) as u32;
-        let Ok(time_index) = TimeIndex::decode(&time_bytes, relative_end) else { return Ok(None) };
+        let Ok(time_index) = TimeIndex::decode(&time_bytes, relative_end) else {
+            return Ok(None);
+        };
         let (max_timestamp, offset_of_max_timestamp) = match time_index.last() {
             Some(e) => (e.timestamp, self.base_offset + e.relative_offset as i64),
             None => (-1, self.base_offset),
@@ -260,12 +304,21 @@ impl Segment {
     /// Opens a segment at or after the recovery point: every batch is CRC-checked and the
     /// indexes rebuilt; a torn or corrupt tail is cut off. Returns the segment and how many bytes
     /// were truncated.
-    pub fn recover(dir: &Path, base_offset: i64, index_interval_bytes: u32) -> io::Result<(Self, u64)> {
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u32,
+    ) -> io::Result<(Self, u64)> {
         let file = LogFile::open(&file_path(dir, base_offset, LOG_SUFFIX), false)?;
         let len = file.len()?;
         let scan_len = u32::try_from(len).unwrap_or(u32::MAX);
         let mut segment = Segment::empty(base_offset, file);
-        let scan = scan_segment(&mut segment, scan_len, index_interval_bytes, ScanCheck::FullCrc)?;
+        let scan = scan_segment(
+            &mut segment,
+            scan_len,
+            index_interval_bytes,
+            ScanCheck::FullCrc,
+        )?;
         let truncated = len - scan.valid_bytes as u64;
         if truncated > 0 {
             segment.file.truncate(scan.valid_bytes as u64)?;
@@ -292,12 +345,19 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 fn read_header(file: &LogFile, position: u32, size: u32) -> io::Result<BatchHeader> {
     let mut buf = [0u8; BATCH_HEADER_BYTES];
     if size - position < BATCH_HEADER_BYTES as u32 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "partial batch header"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "partial batch header",
+        ));
     }
     file.read_exact_at(&mut buf, position as u64)?;
-    let header = BatchHeader::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let header =
+        BatchHeader::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if header.total_bytes() as u64 > (size - position) as u64 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "partial batch"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "partial batch",
+        ));
     }
     Ok(header)
 }
@@ -318,7 +378,12 @@ struct ScanResult {
 /// Reads a segment front to back in large chunks, placing every valid batch (which rebuilds the
 /// indexes) and stopping at the first batch that is cut short, fails its checks or whose offsets
 /// go backwards.
-fn scan_segment(segment: &mut Segment, len: u32, index_interval_bytes: u32, check: ScanCheck) -> io::Result<ScanResult> {
+fn scan_segment(
+    segment: &mut Segment,
+    len: u32,
+    index_interval_bytes: u32,
+    check: ScanCheck,
+) -> io::Result<ScanResult> {
     let mut chunk = Vec::new();
     let mut chunk_start = 0u32;
     let mut position = 0u32;
@@ -327,14 +392,18 @@ fn scan_segment(segment: &mut Segment, len: u32, index_interval_bytes: u32, chec
         if remaining_in_file < BATCH_HEADER_BYTES as u32 {
             break;
         }
-        let in_chunk = |pos: u32, need: usize, chunk: &Vec<u8>| {
-            pos >= chunk_start && (pos - chunk_start) as usize + need <= chunk.len()
-        };
-        if !in_chunk(position, BATCH_HEADER_BYTES, &chunk) {
+        if !in_chunk(chunk_start, &chunk, position, BATCH_HEADER_BYTES) {
             chunk_start = position;
-            chunk = read_chunk(&segment.file, position, remaining_in_file, RECOVERY_READ_BYTES)?;
+            chunk = read_chunk(
+                &segment.file,
+                position,
+                remaining_in_file,
+                RECOVERY_READ_BYTES,
+            )?;
         }
-        let Ok(header) = BatchHeader::parse(&chunk[(position - chunk_start) as usize..]) else { break };
+        let Ok(header) = BatchHeader::parse(&chunk[(position - chunk_start) as usize..]) else {
+            break;
+        };
         let total = header.total_bytes();
         if total as u64 > remaining_in_file as u64 || header.base_offset < segment.next_offset {
             break;
@@ -343,9 +412,14 @@ fn scan_segment(segment: &mut Segment, len: u32, index_interval_bytes: u32, chec
             break;
         }
         if check == ScanCheck::FullCrc {
-            if !in_chunk(position, total, &chunk) {
+            if !in_chunk(chunk_start, &chunk, position, total) {
                 chunk_start = position;
-                chunk = read_chunk(&segment.file, position, remaining_in_file, RECOVERY_READ_BYTES.max(total))?;
+                chunk = read_chunk(
+                    &segment.file,
+                    position,
+                    remaining_in_file,
+                    RECOVERY_READ_BYTES.max(total),
+                )?;
             }
             let start = (position - chunk_start) as usize;
             if batch::validate_batch(&chunk[start..start + total]).is_err() {
@@ -355,7 +429,14 @@ fn scan_segment(segment: &mut Segment, len: u32, index_interval_bytes: u32, chec
         segment.place_batch(&header, position, index_interval_bytes);
         position += total as u32;
     }
-    Ok(ScanResult { valid_bytes: position })
+    Ok(ScanResult {
+        valid_bytes: position,
+    })
+}
+
+/// Whether `need` bytes at `position` lie inside the chunk read at `chunk_start`.
+fn in_chunk(chunk_start: u32, chunk: &[u8], position: u32, need: usize) -> bool {
+    position >= chunk_start && (position - chunk_start) as usize + need <= chunk.len()
 }
 
 fn read_chunk(file: &LogFile, position: u32, remaining: u32, want: usize) -> io::Result<Vec<u8>> {
@@ -373,9 +454,18 @@ mod tests {
     fn file_names_round_trip() {
         let p = file_path(Path::new("/d"), 42, LOG_SUFFIX);
         assert_eq!(p, Path::new("/d/00000000000000000042.log"));
-        assert_eq!(parse_file_name("00000000000000000042.log", LOG_SUFFIX), Some(42));
-        assert_eq!(parse_file_name("00000000000000000042.index", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_file_name("00000000000000000042.log", LOG_SUFFIX),
+            Some(42)
+        );
+        assert_eq!(
+            parse_file_name("00000000000000000042.index", LOG_SUFFIX),
+            None
+        );
         assert_eq!(parse_file_name("42.log", LOG_SUFFIX), None);
-        assert_eq!(parse_file_name("0000000000000000004x.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_file_name("0000000000000000004x.log", LOG_SUFFIX),
+            None
+        );
     }
 }

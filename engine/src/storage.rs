@@ -34,7 +34,9 @@ pub fn is_valid_topic_name(topic: &str) -> bool {
         && topic.len() <= MAX_TOPIC_NAME_BYTES
         && topic != "."
         && topic != ".."
-        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
@@ -67,7 +69,10 @@ impl ShardStorage {
         config: LogConfig,
     ) -> io::Result<(Rc<Partition>, RecoveryReport)> {
         if !is_valid_topic_name(topic) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid topic name {topic:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid topic name {topic:?}"),
+            ));
         }
         let key = (topic.to_string(), partition);
         if let Some(existing) = self.partitions.borrow().get(&key) {
@@ -89,7 +94,10 @@ impl ShardStorage {
     }
 
     pub fn partition(&self, topic: &str, partition: u32) -> Option<Rc<Partition>> {
-        self.partitions.borrow().get(&(topic.to_string(), partition)).cloned()
+        self.partitions
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .cloned()
     }
 
     pub fn partitions(&self) -> Vec<Rc<Partition>> {
@@ -98,7 +106,11 @@ impl ShardStorage {
 
     /// Removes a partition and deletes its files. Reads in flight keep their segments open.
     pub fn delete_partition(&self, topic: &str, partition: u32) -> io::Result<bool> {
-        let Some(p) = self.partitions.borrow_mut().remove(&(topic.to_string(), partition)) else {
+        let Some(p) = self
+            .partitions
+            .borrow_mut()
+            .remove(&(topic.to_string(), partition))
+        else {
             return Ok(false);
         };
         p.log_mut().fail();

@@ -17,16 +17,23 @@ use corelog_engine::storage::ShardStorage;
 
 const PARTITIONS: u32 = 4;
 /// Rounds of start → load → SIGKILL → verify. CORELOG_CRASH_ROUNDS raises it for soak runs.
-const DEFAULT_ROUNDS: u32 = 12;
+const DEFAULT_ROUNDS: u32 = 25;
 
 /// (partition, base offset) → (bytes, crc32c) of every acknowledged batch.
 type Acked = HashMap<(u32, i64), (usize, u32)>;
 
 #[test]
 fn acknowledged_batches_survive_sigkill() {
-    let rounds: u32 = std::env::var("CORELOG_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_ROUNDS);
+    let rounds: u32 = std::env::var("CORELOG_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut rng = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     let mut acked: Acked = HashMap::new();
     for round in 0..rounds {
         rng ^= rng << 13;
@@ -34,13 +41,28 @@ fn acknowledged_batches_survive_sigkill() {
         rng ^= rng << 17;
         let run_for = Duration::from_millis(30 + rng % 400);
         let new = run_child_and_kill(dir.path(), run_for);
-        assert!(!new.is_empty() || round > 0, "the child acknowledged nothing");
+        assert!(
+            !new.is_empty() || round > 0,
+            "the child acknowledged nothing"
+        );
+        eprintln!(
+            "round {round}: killed after {run_for:?}, {} new acks, {} in all",
+            new.len(),
+            acked.len() + new.len()
+        );
         for (key, value) in new {
-            assert!(acked.insert(key, value).is_none(), "offset {key:?} acknowledged twice");
+            assert!(
+                acked.insert(key, value).is_none(),
+                "offset {key:?} acknowledged twice"
+            );
         }
         verify(dir.path(), &acked);
     }
-    assert!(acked.len() > 100, "too little load to mean anything: {} acks", acked.len());
+    assert!(
+        acked.len() > 100,
+        "too little load to mean anything: {} acks",
+        acked.len()
+    );
 }
 
 /// Runs the stress child until `run_for` after its first ack, kills it with SIGKILL and returns
@@ -68,7 +90,9 @@ fn run_child_and_kill(dir: &std::path::Path, run_for: Duration) -> Acked {
                     continue;
                 }
                 let key = (f[1].parse().unwrap(), f[2].parse().unwrap());
-                acks.lock().unwrap().insert(key, (f[3].parse().unwrap(), f[4].parse().unwrap()));
+                acks.lock()
+                    .unwrap()
+                    .insert(key, (f[3].parse().unwrap(), f[4].parse().unwrap()));
                 first_ack.lock().unwrap().get_or_insert_with(Instant::now);
             }
         })
@@ -77,7 +101,9 @@ fn run_child_and_kill(dir: &std::path::Path, run_for: Duration) -> Acked {
     loop {
         std::thread::sleep(Duration::from_millis(5));
         let first = *first_ack.lock().unwrap();
-        if first.is_some_and(|t| t.elapsed() >= run_for) || started.elapsed() > Duration::from_secs(20) {
+        if first.is_some_and(|t| t.elapsed() >= run_for)
+            || started.elapsed() > Duration::from_secs(20)
+        {
             break;
         }
     }
@@ -92,7 +118,11 @@ fn run_child_and_kill(dir: &std::path::Path, run_for: Duration) -> Acked {
 fn verify(dir: &std::path::Path, acked: &Acked) {
     runtime::block_on(async {
         let storage = ShardStorage::new(dir).unwrap();
-        let config = LogConfig { segment_bytes: 256 * 1024, index_interval_bytes: 1024, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: 256 * 1024,
+            index_interval_bytes: 1024,
+            ..LogConfig::default()
+        };
         for p in 0..PARTITIONS {
             let (partition, _report) = storage.open_partition("stress", p, config.clone()).unwrap();
             // The whole log reads cleanly: valid batches with contiguous offsets.
@@ -100,7 +130,16 @@ fn verify(dir: &std::path::Path, acked: &Acked) {
             let end = partition.log().high_watermark();
             while offset < end {
                 let slice = partition.read(offset, 1 << 20, true).await.unwrap();
-                let bytes = read_range(slice.range.as_ref().unwrap());
+                let Some(range) = slice.range.as_ref() else {
+                    let segs: Vec<_> = partition
+                        .log()
+                        .segments()
+                        .iter()
+                        .map(|s| (s.base_offset, s.size, s.next_offset))
+                        .collect();
+                    panic!("partition {p}: nothing read at {offset} below the high watermark {end}; segments {segs:?}");
+                };
+                let bytes = read_range(range);
                 for h in batches(&bytes) {
                     assert_eq!(h.base_offset, offset, "offsets are contiguous");
                     offset = h.next_offset();
@@ -112,9 +151,16 @@ fn verify(dir: &std::path::Path, acked: &Acked) {
                 let slice = partition.read(base, 1, true).await.unwrap();
                 let bytes = read_range(slice.range.as_ref().unwrap());
                 let h = validate_batch(&bytes).unwrap();
-                assert_eq!(h.base_offset, base, "acked batch {ap}/{base} starts a batch");
+                assert_eq!(
+                    h.base_offset, base,
+                    "acked batch {ap}/{base} starts a batch"
+                );
                 assert_eq!(bytes.len(), len);
-                assert_eq!(crc32c::crc32c(&bytes), crc, "acked batch {ap}/{base} is byte-identical");
+                assert_eq!(
+                    crc32c::crc32c(&bytes),
+                    crc,
+                    "acked batch {ap}/{base} is byte-identical"
+                );
             }
         }
     });

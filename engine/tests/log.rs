@@ -16,7 +16,11 @@ use corelog_engine::segment::{file_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SU
 use corelog_engine::storage::{partition_dir, ShardStorage};
 
 fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 8 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 8 * 1024,
+        index_interval_bytes: 512,
+        ..LogConfig::default()
+    }
 }
 
 /// Appends `count` batches (seed = index) at `ack` and returns the stored bytes of each.
@@ -35,10 +39,15 @@ fn offsets_are_assigned_in_order_and_reads_return_the_stored_bytes() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let (p, _) = storage.open_partition("t", 0, LogConfig::default()).unwrap();
+        let (p, _) = storage
+            .open_partition("t", 0, LogConfig::default())
+            .unwrap();
         let stored = append_batches(&p, 50, AckPoint::Written).await;
         let expected: Vec<u8> = stored.concat();
-        let total_records: i64 = stored.iter().map(|b| validate_batch(b).unwrap().record_count as i64).sum();
+        let total_records: i64 = stored
+            .iter()
+            .map(|b| validate_batch(b).unwrap().record_count as i64)
+            .sum();
         assert_eq!(p.log().log_end_offset(), total_records);
         assert_eq!(p.log().high_watermark(), total_records);
 
@@ -52,14 +61,29 @@ fn offsets_are_assigned_in_order_and_reads_return_the_stored_bytes() {
             for offset in h.base_offset..=h.last_offset() {
                 let slice = p.read(offset, 1, true).await.unwrap();
                 let got = batches(&read_range(slice.range.as_ref().unwrap()));
-                assert_eq!(got.len(), 1, "min_one_batch returns exactly the first batch");
+                assert_eq!(
+                    got.len(),
+                    1,
+                    "min_one_batch returns exactly the first batch"
+                );
                 assert_eq!(got[0].base_offset, h.base_offset);
             }
         }
         // At the high watermark: empty; past it or before the start: out of range.
-        assert!(p.read(total_records, 1000, true).await.unwrap().range.is_none());
-        assert!(matches!(p.read(total_records + 1, 1000, true).await, Err(ReadError::OffsetOutOfRange { .. })));
-        assert!(matches!(p.read(-1, 1000, true).await, Err(ReadError::OffsetOutOfRange { .. })));
+        assert!(p
+            .read(total_records, 1000, true)
+            .await
+            .unwrap()
+            .range
+            .is_none());
+        assert!(matches!(
+            p.read(total_records + 1, 1000, true).await,
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            p.read(-1, 1000, true).await,
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
     });
 }
 
@@ -68,22 +92,37 @@ fn reads_stop_on_batch_boundaries_within_the_byte_limit() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let config = LogConfig { index_interval_bytes: 256, ..LogConfig::default() };
+        let config = LogConfig {
+            index_interval_bytes: 256,
+            ..LogConfig::default()
+        };
         let (p, _) = storage.open_partition("t", 0, config).unwrap();
         let stored = append_batches(&p, 200, AckPoint::Written).await;
         let sizes: Vec<usize> = stored.iter().map(|b| b.len()).collect();
-        for (start_batch, max_bytes) in [(0usize, 1000u32), (3, 5000), (10, 777), (150, 100_000), (199, 10)] {
+        for (start_batch, max_bytes) in [
+            (0usize, 1000u32),
+            (3, 5000),
+            (10, 777),
+            (150, 100_000),
+            (199, 10),
+        ] {
             let offset = validate_batch(&stored[start_batch]).unwrap().base_offset;
             let slice = p.read(offset, max_bytes, false).await.unwrap();
             // The expected answer: as many whole batches as fit.
             let mut fit = 0;
             let mut used = 0usize;
-            while start_batch + fit < stored.len() && used + sizes[start_batch + fit] <= max_bytes as usize {
+            while start_batch + fit < stored.len()
+                && used + sizes[start_batch + fit] <= max_bytes as usize
+            {
                 used += sizes[start_batch + fit];
                 fit += 1;
             }
             let got = slice.range.as_ref().map(read_range).unwrap_or_default();
-            assert_eq!(got, stored[start_batch..start_batch + fit].concat(), "start {start_batch} max {max_bytes}");
+            assert_eq!(
+                got,
+                stored[start_batch..start_batch + fit].concat(),
+                "start {start_batch} max {max_bytes}"
+            );
             if fit == 0 {
                 let one = p.read(offset, max_bytes, true).await.unwrap();
                 assert_eq!(read_range(one.range.as_ref().unwrap()), stored[start_batch]);
@@ -97,7 +136,9 @@ fn segments_roll_by_size_and_by_age() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let (p, _) = storage.open_partition("sized", 0, small_segments()).unwrap();
+        let (p, _) = storage
+            .open_partition("sized", 0, small_segments())
+            .unwrap();
         let stored = append_batches(&p, 120, AckPoint::Written).await;
         let segments = p.log().segments().len();
         assert!(segments > 3, "8 KiB segments must roll, got {segments}");
@@ -120,12 +161,23 @@ fn segments_roll_by_size_and_by_age() {
         }
         assert_eq!(got, stored.concat());
 
-        let aged = LogConfig { segment_ms: 1, ..LogConfig::default() };
+        let aged = LogConfig {
+            segment_ms: 1,
+            ..LogConfig::default()
+        };
         let (q, _) = storage.open_partition("aged", 0, aged).unwrap();
-        q.append(make_batch(1, 1, 10), AckPoint::Written).await.unwrap();
+        q.append(make_batch(1, 1, 10), AckPoint::Written)
+            .await
+            .unwrap();
         runtime::sleep(std::time::Duration::from_millis(5)).await;
-        q.append(make_batch(2, 1, 10), AckPoint::Written).await.unwrap();
-        assert_eq!(q.log().segments().len(), 2, "segment.ms rolls a non-empty segment");
+        q.append(make_batch(2, 1, 10), AckPoint::Written)
+            .await
+            .unwrap();
+        assert_eq!(
+            q.log().segments().len(),
+            2,
+            "segment.ms rolls a non-empty segment"
+        );
     });
 }
 
@@ -134,8 +186,12 @@ fn bad_batches_are_refused_and_leave_the_log_untouched() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let (p, _) = storage.open_partition("t", 0, LogConfig::default()).unwrap();
-        p.append(make_batch(0, 3, 10), AckPoint::Written).await.unwrap();
+        let (p, _) = storage
+            .open_partition("t", 0, LogConfig::default())
+            .unwrap();
+        p.append(make_batch(0, 3, 10), AckPoint::Written)
+            .await
+            .unwrap();
         let end = p.log().log_end_offset();
         let size = p.log().segments()[0].size;
 
@@ -151,12 +207,20 @@ fn bad_batches_are_refused_and_leave_the_log_untouched() {
         }
         assert_eq!(p.log().log_end_offset(), end);
         assert_eq!(p.log().segments()[0].size, size);
-        let on_disk = fs::metadata(file_path(p.log().dir(), 0, LOG_SUFFIX)).unwrap().len();
+        let on_disk = fs::metadata(file_path(p.log().dir(), 0, LOG_SUFFIX))
+            .unwrap()
+            .len();
         assert_eq!(on_disk, size as u64);
 
-        let small = LogConfig { segment_bytes: 1024, ..LogConfig::default() };
+        let small = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
         let (q, _) = storage.open_partition("small", 0, small).unwrap();
-        let err = q.append(make_batch(0, 10, 200), AckPoint::Written).await.unwrap_err();
+        let err = q
+            .append(make_batch(0, 10, 200), AckPoint::Written)
+            .await
+            .unwrap_err();
         assert!(matches!(err, AppendError::BatchLargerThanSegment { .. }));
     });
 }
@@ -166,13 +230,26 @@ fn log_append_time_rewrites_the_timestamp_and_keeps_the_crc_valid() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
+        let config = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        };
         let (p, _) = storage.open_partition("t", 0, config).unwrap();
         let before = corelog_engine::partition::now_ms();
-        let info = p.append(make_batch(0, 4, 10), AckPoint::Written).await.unwrap();
+        let info = p
+            .append(make_batch(0, 4, 10), AckPoint::Written)
+            .await
+            .unwrap();
         let ts = info.log_append_time.expect("LogAppendTime reported");
         assert!(ts >= before);
-        let bytes = read_range(p.read(0, u32::MAX, true).await.unwrap().range.as_ref().unwrap());
+        let bytes = read_range(
+            p.read(0, u32::MAX, true)
+                .await
+                .unwrap()
+                .range
+                .as_ref()
+                .unwrap(),
+        );
         let h = validate_batch(&bytes).expect("CRC recomputed");
         assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
         assert_eq!(h.max_timestamp, ts);
@@ -186,15 +263,26 @@ fn durable_acks_share_fdatasyncs_across_partitions() {
         let storage = ShardStorage::new(dir.path()).unwrap();
         let mut parts = Vec::new();
         for i in 0..16 {
-            parts.push(storage.open_partition("g", i, LogConfig::default()).unwrap().0);
+            parts.push(
+                storage
+                    .open_partition("g", i, LogConfig::default())
+                    .unwrap()
+                    .0,
+            );
         }
         let mut tasks = Vec::new();
         for round in 0..8u64 {
             for p in &parts {
                 let p = p.clone();
                 tasks.push(runtime::spawn(async move {
-                    let info = p.append(make_batch(round, 2, 100), AckPoint::Durable).await.unwrap();
-                    assert!(p.log().durable_offset() > info.last_offset, "acked only once durable");
+                    let info = p
+                        .append(make_batch(round, 2, 100), AckPoint::Durable)
+                        .await
+                        .unwrap();
+                    assert!(
+                        p.log().durable_offset() > info.last_offset,
+                        "acked only once durable"
+                    );
                 }));
             }
         }
@@ -204,7 +292,11 @@ fn durable_acks_share_fdatasyncs_across_partitions() {
         }
         let stats = storage.flush_stats();
         assert!(stats.rounds >= 1);
-        assert!(stats.rounds * 4 <= appends, "group commit: {} rounds for {appends} durable appends", stats.rounds);
+        assert!(
+            stats.rounds * 4 <= appends,
+            "group commit: {} rounds for {appends} durable appends",
+            stats.rounds
+        );
         for p in &parts {
             assert_eq!(p.log().durable_offset(), p.log().log_end_offset());
         }
@@ -216,21 +308,37 @@ fn flush_messages_and_flush_ms_make_written_data_durable() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let by_count = LogConfig { flush_messages: 3, ..LogConfig::default() };
+        let by_count = LogConfig {
+            flush_messages: 3,
+            ..LogConfig::default()
+        };
         let (p, _) = storage.open_partition("count", 0, by_count).unwrap();
-        p.append(make_batch(0, 1, 10), AckPoint::Written).await.unwrap();
+        p.append(make_batch(0, 1, 10), AckPoint::Written)
+            .await
+            .unwrap();
         runtime::sleep(std::time::Duration::from_millis(30)).await;
-        assert_eq!(p.log().durable_offset(), 0, "below flush.messages nothing is flushed");
-        p.append(make_batch(1, 2, 10), AckPoint::Written).await.unwrap();
+        assert_eq!(
+            p.log().durable_offset(),
+            0,
+            "below flush.messages nothing is flushed"
+        );
+        p.append(make_batch(1, 2, 10), AckPoint::Written)
+            .await
+            .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while p.log().durable_offset() < 3 && std::time::Instant::now() < deadline {
             runtime::sleep(std::time::Duration::from_millis(1)).await;
         }
         assert_eq!(p.log().durable_offset(), 3);
 
-        let by_time = LogConfig { flush_ms: 20, ..LogConfig::default() };
+        let by_time = LogConfig {
+            flush_ms: 20,
+            ..LogConfig::default()
+        };
         let (q, _) = storage.open_partition("time", 0, by_time).unwrap();
-        q.append(make_batch(0, 1, 10), AckPoint::Written).await.unwrap();
+        q.append(make_batch(0, 1, 10), AckPoint::Written)
+            .await
+            .unwrap();
         assert_eq!(q.log().durable_offset(), 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while q.log().durable_offset() < 1 && std::time::Instant::now() < deadline {
@@ -250,7 +358,11 @@ fn timestamps_find_the_first_batch_at_or_after() {
         for probe in [0usize, 1, 37, 64, 99] {
             let h = validate_batch(&stored[probe]).unwrap();
             let found = p.offset_for_timestamp(h.max_timestamp).await.unwrap();
-            assert_eq!(found, Some((h.base_offset, h.max_timestamp)), "probe {probe}");
+            assert_eq!(
+                found,
+                Some((h.base_offset, h.max_timestamp)),
+                "probe {probe}"
+            );
         }
         assert_eq!(p.offset_for_timestamp(i64::MAX).await.unwrap(), None);
         assert_eq!(p.offset_for_timestamp(0).await.unwrap().unwrap().0, 0);
@@ -262,13 +374,25 @@ fn a_read_range_outlives_the_deletion_of_its_partition() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let (p, _) = storage.open_partition("gone", 0, LogConfig::default()).unwrap();
+        let (p, _) = storage
+            .open_partition("gone", 0, LogConfig::default())
+            .unwrap();
         let stored = append_batches(&p, 10, AckPoint::Written).await;
         let slice = p.read(0, u32::MAX, true).await.unwrap();
         assert!(storage.delete_partition("gone", 0).unwrap());
-        assert!(!partition_dir(dir.path(), "gone", 0).exists(), "files deleted");
-        assert_eq!(read_range(slice.range.as_ref().unwrap()), stored.concat(), "still readable");
-        assert!(p.append(make_batch(0, 1, 1), AckPoint::Written).await.is_err());
+        assert!(
+            !partition_dir(dir.path(), "gone", 0).exists(),
+            "files deleted"
+        );
+        assert_eq!(
+            read_range(slice.range.as_ref().unwrap()),
+            stored.concat(),
+            "still readable"
+        );
+        assert!(p
+            .append(make_batch(0, 1, 1), AckPoint::Written)
+            .await
+            .is_err());
     });
 }
 
@@ -277,7 +401,12 @@ fn invalid_topic_names_cannot_escape_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let storage = ShardStorage::new(dir.path()).unwrap();
     for bad in ["", ".", "..", "../x", "a/b", "x y", &"x".repeat(250)] {
-        assert!(storage.open_partition(bad, 0, LogConfig::default()).is_err(), "{bad:?}");
+        assert!(
+            storage
+                .open_partition(bad, 0, LogConfig::default())
+                .is_err(),
+            "{bad:?}"
+        );
     }
 }
 
@@ -305,7 +434,10 @@ fn reopen(dir: &Path, config: &LogConfig) -> (corelog_engine::log::RecoveryRepor
         }
         // The log accepts appends after recovery, at the next offset.
         let end = p.log().log_end_offset();
-        let info = p.append(make_batch(999, 1, 5), AckPoint::Durable).await.unwrap();
+        let info = p
+            .append(make_batch(999, 1, 5), AckPoint::Durable)
+            .await
+            .unwrap();
         assert_eq!(info.base_offset, end);
         (report, got, end)
     })
@@ -330,11 +462,20 @@ fn missing_or_damaged_indexes_are_rebuilt() {
     let pdir = partition_dir(dir.path(), "r", 0);
     let mut bases: Vec<i64> = fs::read_dir(&pdir)
         .unwrap()
-        .filter_map(|e| corelog_engine::segment::parse_file_name(&e.unwrap().file_name().to_string_lossy(), LOG_SUFFIX))
+        .filter_map(|e| {
+            corelog_engine::segment::parse_file_name(
+                &e.unwrap().file_name().to_string_lossy(),
+                LOG_SUFFIX,
+            )
+        })
         .collect();
     bases.sort();
     fs::remove_file(file_path(&pdir, bases[0], INDEX_SUFFIX)).unwrap();
-    fs::write(file_path(&pdir, bases[1], INDEX_SUFFIX), b"garbage!garbage!").unwrap();
+    fs::write(
+        file_path(&pdir, bases[1], INDEX_SUFFIX),
+        b"garbage!garbage!",
+    )
+    .unwrap();
     fs::write(file_path(&pdir, bases[2], TIME_INDEX_SUFFIX), [0xffu8; 7]).unwrap();
     let (report, got, _) = reopen(dir.path(), &config);
     assert_eq!(got, stored.concat());
@@ -350,10 +491,18 @@ fn a_torn_tail_is_truncated_to_the_last_whole_batch() {
     let full: usize = stored.iter().map(|b| b.len()).sum();
     // Cut in the middle of the last batch.
     let cut = full - stored.last().unwrap().len() / 2;
-    OpenOptions::new().write(true).open(&log_file).unwrap().set_len(cut as u64).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log_file)
+        .unwrap()
+        .set_len(cut as u64)
+        .unwrap();
     let (report, got, end) = reopen(dir.path(), &config);
     assert_eq!(got, stored[..19].concat());
-    assert_eq!(report.truncated_bytes, (cut - (full - stored[19].len())) as u64);
+    assert_eq!(
+        report.truncated_bytes,
+        (cut - (full - stored[19].len())) as u64
+    );
     assert_eq!(end, validate_batch(&stored[18]).unwrap().next_offset());
 }
 
@@ -365,7 +514,11 @@ fn a_corrupt_batch_and_everything_after_it_is_cut_off() {
     let log_file = file_path(&partition_dir(dir.path(), "r", 0), 0, LOG_SUFFIX);
     let start_of_10: usize = stored[..10].iter().map(|b| b.len()).sum();
     // Flip one byte inside batch 10's records: its CRC no longer matches.
-    let f = OpenOptions::new().read(true).write(true).open(&log_file).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log_file)
+        .unwrap();
     let mut byte = [0u8; 1];
     let at = (start_of_10 + stored[10].len() - 3) as u64;
     f.read_exact_at(&mut byte, at).unwrap();
@@ -396,12 +549,21 @@ fn corruption_in_a_later_segment_removes_it_and_keeps_earlier_ones() {
     let pdir = partition_dir(dir.path(), "r", 0);
     let mut bases: Vec<i64> = fs::read_dir(&pdir)
         .unwrap()
-        .filter_map(|e| corelog_engine::segment::parse_file_name(&e.unwrap().file_name().to_string_lossy(), LOG_SUFFIX))
+        .filter_map(|e| {
+            corelog_engine::segment::parse_file_name(
+                &e.unwrap().file_name().to_string_lossy(),
+                LOG_SUFFIX,
+            )
+        })
         .collect();
     bases.sort();
     // Pretend the machine crashed before the last roll's checkpoint: recovery must scan the last
     // two segments. Corrupt the start of the second-to-last one.
-    fs::write(pdir.join(corelog_engine::log::RECOVERY_POINT_FILE), format!("{}\n", bases[bases.len() - 2])).unwrap();
+    fs::write(
+        pdir.join(corelog_engine::log::RECOVERY_POINT_FILE),
+        format!("{}\n", bases[bases.len() - 2]),
+    )
+    .unwrap();
     let victim = file_path(&pdir, bases[bases.len() - 2], LOG_SUFFIX);
     let f = OpenOptions::new().write(true).open(&victim).unwrap();
     f.write_all_at(&[0xAA; 8], 20).unwrap();
@@ -409,6 +571,71 @@ fn corruption_in_a_later_segment_removes_it_and_keeps_earlier_ones() {
     let (report, got, end) = reopen(dir.path(), &config);
     assert_eq!(report.removed_segments, 1, "{report:?}");
     assert_eq!(end, bases[bases.len() - 2]);
-    let kept: Vec<u8> = stored.iter().filter(|b| validate_batch(b).unwrap().base_offset < end).flatten().copied().collect();
+    let kept: Vec<u8> = stored
+        .iter()
+        .filter(|b| validate_batch(b).unwrap().base_offset < end)
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(got, kept);
+}
+
+#[test]
+fn a_segment_ending_short_of_the_next_one_cuts_the_log_there() {
+    // A crash while writes to a just-sealed segment were in flight: their bytes were reserved but
+    // never written, so the segment ends cleanly on a batch boundary but short of the next base.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_segments();
+    let stored = write_log(dir.path(), &config, 150);
+    let pdir = partition_dir(dir.path(), "r", 0);
+    let mut bases: Vec<i64> = fs::read_dir(&pdir)
+        .unwrap()
+        .filter_map(|e| {
+            corelog_engine::segment::parse_file_name(
+                &e.unwrap().file_name().to_string_lossy(),
+                LOG_SUFFIX,
+            )
+        })
+        .collect();
+    bases.sort();
+    let victim_base = bases[bases.len() - 2];
+    fs::write(
+        pdir.join(corelog_engine::log::RECOVERY_POINT_FILE),
+        format!("{victim_base}\n"),
+    )
+    .unwrap();
+    // Drop the victim segment's last batch exactly at its boundary.
+    let in_victim: Vec<&Vec<u8>> = stored
+        .iter()
+        .filter(|b| {
+            let base = validate_batch(b).unwrap().base_offset;
+            base >= victim_base && base < bases[bases.len() - 1]
+        })
+        .collect();
+    let keep: usize = in_victim[..in_victim.len() - 1]
+        .iter()
+        .map(|b| b.len())
+        .sum();
+    OpenOptions::new()
+        .write(true)
+        .open(file_path(&pdir, victim_base, LOG_SUFFIX))
+        .unwrap()
+        .set_len(keep as u64)
+        .unwrap();
+    let (report, got, end) = reopen(dir.path(), &config);
+    assert_eq!(report.removed_segments, 1, "{report:?}");
+    assert_eq!(
+        end,
+        validate_batch(in_victim[in_victim.len() - 1])
+            .unwrap()
+            .base_offset,
+        "no gap in the offsets"
+    );
+    let kept: Vec<u8> = stored
+        .iter()
+        .filter(|b| validate_batch(b).unwrap().base_offset < end)
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(got, kept);
 }

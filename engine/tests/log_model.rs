@@ -13,15 +13,22 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { records: usize, value_bytes: usize },
+    Append {
+        records: usize,
+        value_bytes: usize,
+    },
     /// Read at the offset `fraction` of the way through the log, with a byte limit.
-    Read { fraction: f64, max_bytes: u32, min_one: bool },
+    Read {
+        fraction: f64,
+        max_bytes: u32,
+        min_one: bool,
+    },
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (1usize..6, 0usize..600).prop_map(|(records, value_bytes)| Op::Append { records, value_bytes }),
+        6 => (1usize..6, 0usize..500).prop_map(|(records, value_bytes)| Op::Append { records, value_bytes }),
         3 => (0.0f64..1.0, 1u32..6000, any::<bool>()).prop_map(|(fraction, max_bytes, min_one)| Op::Read { fraction, max_bytes, min_one }),
         1 => Just(Op::Reopen),
     ]
@@ -31,7 +38,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn log_matches_model(ops in proptest::collection::vec(op(), 1..60), segment_kib in 2u32..16, interval in 64u32..2048) {
+    fn log_matches_model(ops in proptest::collection::vec(op(), 1..60), segment_kib in 4u32..16, interval in 64u32..2048) {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { segment_bytes: segment_kib * 1024, index_interval_bytes: interval, ..LogConfig::default() };
         let mut model: Vec<Vec<u8>> = Vec::new();

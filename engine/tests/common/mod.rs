@@ -10,8 +10,15 @@ pub fn make_batch(seed: u64, records: usize, value_bytes: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new(1_700_000_000_000 + seed as i64);
     for r in 0..records {
         let key = format!("key-{seed}-{r}");
-        let value: Vec<u8> = (0..value_bytes).map(|i| (seed as usize * 31 + r * 7 + i) as u8).collect();
-        b.push_record(Some(key.as_bytes()), Some(&value), &[], 1_700_000_000_000 + seed as i64 + r as i64);
+        let value: Vec<u8> = (0..value_bytes)
+            .map(|i| (seed as usize * 31 + r * 7 + i) as u8)
+            .collect();
+        b.push_record(
+            Some(key.as_bytes()),
+            Some(&value),
+            &[],
+            1_700_000_000_000 + seed as i64 + r as i64,
+        );
     }
     b.build()
 }
@@ -19,7 +26,10 @@ pub fn make_batch(seed: u64, records: usize, value_bytes: usize) -> Vec<u8> {
 /// The bytes of a read range, read with a plain pread (what a fetch would send).
 pub fn read_range(range: &FileRange) -> Vec<u8> {
     let mut buf = vec![0u8; range.len as usize];
-    range.file.read_exact_at(&mut buf, range.position).expect("read range");
+    range
+        .file
+        .read_exact_at(&mut buf, range.position)
+        .expect("read range");
     buf
 }
 
