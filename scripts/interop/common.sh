@@ -71,11 +71,15 @@ ensure_maven_lib() {
   tmp="$(mktemp -d "$CACHE/.$name.XXXXXX")"
   # -B: no colours/progress bars in logs. includeScope=runtime: what a JVM
   # needs to run it, no test or provided jars.
-  if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp/lib" >&2; then
+  # Maven's output goes to a log that is shown only if it fails (even -q
+  # prints stray colour codes).
+  if ! mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp/lib" >"$tmp/mvn.log" 2>&1; then
+    cat "$tmp/mvn.log" >&2
     rm -rf "$tmp"
     die "maven could not resolve $pom"
   fi
+  rm -f "$tmp/mvn.log"
   echo "$want" >"$tmp/pom.sha256"
   rm -rf "$dest"
   mv "$tmp" "$dest"
