@@ -24,7 +24,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=interop/common.sh
+# shellcheck source=scripts/interop/common.sh
 source "$ROOT/scripts/interop/common.sh"
 
 # Pinned: the newest release on PyPI when this was written. Its wheel ships

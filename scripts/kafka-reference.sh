@@ -26,7 +26,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=interop/common.sh
+# shellcheck source=scripts/interop/common.sh
 source "$ROOT/scripts/interop/common.sh"
 
 usage() { sed -n '/^# Usage:/,/^# Env:/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -137,7 +137,8 @@ do_start() {
   # that ran it and gets no SIGINT/SIGHUP meant for them. The inner bash writes
   # its own pid and then becomes java (exec), so the pid file is java's pid
   # whether or not setsid had to fork.
-  local start_ns=$(date +%s%N)
+  local start_ns
+  start_ns=$(date +%s%N)
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
     "${JAVA_CMD[@]}" kafka.Kafka "$DIR/server.properties" \
     </dev/null >"$DIR/logs/stdout.log" 2>&1 &

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/install-interop.sh and scripts/kafka-reference.sh.
 # Sourced, not run. Expects ROOT (the repo root) to be set by the caller.
 #

@@ -82,8 +82,8 @@ check "kafka-topics alter --partitions 3" topics --alter --topic "$T" --partitio
 check "kafka-topics describe shows 3 partitions" describe_has "PartitionCount: 3"
 check "kafka-topics delete" topics --delete --topic "$T"
 gone() {  # deletion completes asynchronously; allow it a few seconds
-  local i list
-  for i in $(seq 1 20); do
+  local _ list
+  for _ in $(seq 1 20); do
     list="$(topics --list)" || return 1   # a failed --list proves nothing
     grep -qx "$T" <<<"$list" || return 0
     sleep 0.5
