@@ -8,6 +8,8 @@
 //! `cargo bench -p corelog-engine --bench append`; set CORELOG_BENCH_DIR to put the logs on a
 //! particular filesystem (default: a temp dir under target/).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -44,22 +46,48 @@ fn sample_batch() -> Vec<u8> {
     b.build()
 }
 
+/// One open storage per configuration, kept across criterion's calls so that set-up (creating
+/// up to 1024 partitions) is never inside a measurement.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    storage: Rc<ShardStorage>,
+    parts: Vec<Rc<Partition>>,
+}
+
+thread_local! {
+    static FIXTURES: RefCell<HashMap<(u32, bool), Fixture>> = RefCell::new(HashMap::new());
+}
+
+fn appenders_for(partitions: u32) -> usize {
+    let min = std::env::var("CORELOG_BENCH_APPENDERS").ok().and_then(|s| s.parse().ok()).unwrap_or(MIN_APPENDERS);
+    (partitions as usize).max(min)
+}
+
+/// Creates the configuration's storage, outside any measurement (criterion's warm-up included).
+fn prepare(partitions: u32, ack: AckPoint) {
+    FIXTURES.with(|f| {
+        f.borrow_mut().entry((partitions, ack == AckPoint::Durable)).or_insert_with(|| {
+            // Start each configuration without the dirty pages of the one before.
+            std::process::Command::new("sync").status().expect("sync");
+            std::fs::create_dir_all(bench_dir()).unwrap();
+            let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+            let storage = ShardStorage::new(dir.path()).unwrap();
+            let parts = (0..partitions).map(|i| storage.open_partition("bench", i, LogConfig::default()).unwrap().0).collect();
+            Fixture { _dir: dir, storage, parts }
+        });
+    });
+}
+
 /// Appends `total` batches spread over `partitions` and returns the elapsed time.
 fn run(partitions: u32, ack: AckPoint, total: u64) -> Duration {
-    std::fs::create_dir_all(bench_dir()).unwrap();
-    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+    let (storage, parts) = FIXTURES.with(|f| {
+        let f = f.borrow();
+        let fixture = &f[&(partitions, ack == AckPoint::Durable)];
+        (fixture.storage.clone(), fixture.parts.clone())
+    });
     let batch = sample_batch();
     runtime::block_on(async move {
-        let storage = ShardStorage::new(dir.path()).unwrap();
-        let parts: Vec<Rc<Partition>> = (0..partitions)
-            .map(|i| {
-                storage
-                    .open_partition("bench", i, LogConfig::default())
-                    .unwrap()
-                    .0
-            })
-            .collect();
-        let appenders = (partitions as usize).max(MIN_APPENDERS);
+        let appenders = appenders_for(partitions);
         let start = Instant::now();
         let mut tasks = Vec::with_capacity(appenders);
         for a in 0..appenders {
@@ -75,10 +103,10 @@ fn run(partitions: u32, ack: AckPoint, total: u64) -> Duration {
         for t in tasks {
             t.await;
         }
-        let elapsed = start.elapsed();
-        drop(parts);
-        drop(dir);
-        elapsed
+        // A flush round requested by the last appends may still run: let it finish inside the
+        // measurement rather than be cut off when this executor stops.
+        storage.quiesce().await;
+        start.elapsed()
     })
 }
 
@@ -91,6 +119,7 @@ fn append_throughput(c: &mut Criterion) {
     for ack in [AckPoint::Written, AckPoint::Durable] {
         for partitions in PARTITION_COUNTS {
             let name = format!("{ack:?}").to_lowercase();
+            prepare(partitions, ack);
             group.bench_with_input(
                 BenchmarkId::new(name, partitions),
                 &partitions,
@@ -101,6 +130,13 @@ fn append_throughput(c: &mut Criterion) {
         }
     }
     group.finish();
+    // Group commit at work: fdatasync rounds per durable append.
+    FIXTURES.with(|f| {
+        for ((partitions, durable), fixture) in f.borrow().iter().filter(|((_, durable), _)| *durable) {
+            let stats = fixture.storage.flush_stats();
+            eprintln!("flush stats, {partitions} partitions (durable {durable}): {} rounds, {} fdatasyncs", stats.rounds, stats.fdatasyncs);
+        }
+    });
 }
 
 criterion_group!(benches, append_throughput);

@@ -74,7 +74,17 @@ impl Flusher {
         self.round_done.notified()
     }
 
+    /// Resolves once no flush round is running or requested.
+    pub async fn quiesce(&self) {
+        while self.running.get() {
+            self.round_done.notified().await;
+        }
+    }
+
     async fn run(self: Rc<Self>) {
+        // If the task is dropped mid-round (its executor stopped), the next request must still
+        // start a flush.
+        let _running = ResetOnDrop(&self.running);
         loop {
             self.flush_round().await;
             self.round_done.notify_all();
@@ -82,7 +92,6 @@ impl Flusher {
                 break;
             }
         }
-        self.running.set(false);
     }
 
     async fn flush_round(&self) {
@@ -139,6 +148,7 @@ impl Flusher {
         }
         let flusher = self.clone();
         runtime::spawn(async move {
+            let _timer_running = ResetOnDrop(&flusher.timer_running);
             loop {
                 runtime::sleep(Duration::from_millis(FLUSH_TIMER_TICK_MS)).await;
                 let Some(partitions) = partitions.upgrade() else {
@@ -156,8 +166,16 @@ impl Flusher {
                     flusher.request();
                 }
             }
-            flusher.timer_running.set(false);
         });
+    }
+}
+
+/// Clears a flag when dropped: marks a background task as gone however it ends.
+struct ResetOnDrop<'a>(&'a Cell<bool>);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 

@@ -120,6 +120,11 @@ impl ShardStorage {
         Ok(true)
     }
 
+    /// Waits until no flush round is running (so that no I/O of this shard is in flight).
+    pub async fn quiesce(&self) {
+        self.flusher.quiesce().await
+    }
+
     /// Makes everything written on this shard durable (graceful shutdown).
     pub async fn flush_all(&self) {
         for p in self.partitions() {

@@ -111,12 +111,25 @@ pub(crate) struct Driver {
     drain_tick: Box<types::Timespec>,
 }
 
+/// Most io-wq workers per ring for bounded work (regular file I/O).
+pub const IOWQ_MAX_BOUNDED_WORKERS: u32 = 4;
+/// Most io-wq workers per ring for unbounded work (sockets, pipes).
+pub const IOWQ_MAX_UNBOUNDED_WORKERS: u32 = 4;
+
 impl Driver {
     pub(crate) fn new(wake_fd: Arc<OwnedFd>) -> io::Result<Self> {
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
             .build(RING_ENTRIES)?;
+        // Buffered file writes that cannot complete inline are punted to io-wq workers, one per
+        // file being written: with a thousand partitions that is a thousand kernel threads on a
+        // two-core machine. Cap them; the disk is the bottleneck anyway. Failure (old kernel)
+        // only costs that cap.
+        let mut max_workers = [IOWQ_MAX_BOUNDED_WORKERS, IOWQ_MAX_UNBOUNDED_WORKERS];
+        if let Err(e) = ring.submitter().register_iowq_max_workers(&mut max_workers) {
+            tracing::warn!("could not cap io-wq workers: {e}");
+        }
         Ok(Driver {
             ring,
             slots: Slab::new(),
