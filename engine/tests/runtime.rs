@@ -21,6 +21,20 @@ use corelog_engine::runtime::{
     block_on, current_shard, sleep, sleep_until, spawn, yield_now, ShardConfig, ShardSet,
 };
 
+/// Runs `f` on its own thread and fails the test if it does not finish within `limit` (a lost
+/// wake-up would otherwise hang the test instead of failing it).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("did not finish within {limit:?}"),
+    }
+}
+
 fn tmpfile() -> std::fs::File {
     tempfile::tempfile().expect("tempfile")
 }
@@ -228,20 +242,24 @@ fn dropping_an_in_flight_read_is_safe() {
     // SAFETY: fresh descriptors owned here.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let (rfd, wfd) = (r.as_raw_fd(), w.as_raw_fd());
-    block_on(async move {
-        // Reads on an empty pipe stay in flight; drop them with their buffers.
-        for _ in 0..8 {
-            poll_once_then_drop(read_at(rfd, vec![0u8; 64], 0)).await;
-        }
-        poll_once_then_drop(sleep(Duration::from_secs(3600))).await;
-        // Let the cancellations complete, then check the runtime still works and that no
-        // cancelled read consumed the data meant for the live one.
-        sleep(Duration::from_millis(10)).await;
-        let (res, _) = write_at(wfd, b"after".to_vec(), 0).await;
-        assert_eq!(res.unwrap(), 5);
-        let (res, buf) = read_at(rfd, vec![0u8; 64], 0).await;
-        assert_eq!(&buf[..res.unwrap()], b"after");
+    // If a dropped read were not cancelled it would steal the data and the live read would hang.
+    within(Duration::from_secs(10), move || {
+        block_on(async move {
+            // Reads on an empty pipe stay in flight; drop them with their buffers.
+            for _ in 0..8 {
+                poll_once_then_drop(read_at(rfd, vec![0u8; 64], 0)).await;
+            }
+            poll_once_then_drop(sleep(Duration::from_secs(3600))).await;
+            // Let the cancellations complete, then check the runtime still works and that no
+            // cancelled read consumed the data meant for the live one.
+            sleep(Duration::from_millis(10)).await;
+            let (res, _) = write_at(wfd, b"after".to_vec(), 0).await;
+            assert_eq!(res.unwrap(), 5);
+            let (res, buf) = read_at(rfd, vec![0u8; 64], 0).await;
+            assert_eq!(&buf[..res.unwrap()], b"after");
+        })
     });
+    drop((r, w));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -551,66 +569,81 @@ fn two_shards() -> ShardSet {
 
 #[test]
 fn spawn_on_runs_on_the_named_shard() {
-    let shards = two_shards();
-    assert_eq!(shards.len(), 2);
-    assert_eq!(current_shard(), None);
-    for i in 0..shards.len() {
-        let got = shards.spawn_on(i, || async { current_shard() }).wait();
-        assert_eq!(got, Some(i));
-    }
-    // Non-Send futures are fine: they are built on the shard.
-    let got = shards
-        .spawn_on(1, || async {
-            let rc = Rc::new(5);
-            yield_now().await;
-            *rc + current_shard().unwrap()
-        })
-        .wait();
-    assert_eq!(got, 6);
-    shards.shutdown();
+    within(Duration::from_secs(20), || {
+        let shards = two_shards();
+        assert_eq!(shards.len(), 2);
+        assert_eq!(current_shard(), None);
+        for i in 0..shards.len() {
+            let got = shards.spawn_on(i, || async { current_shard() }).wait();
+            assert_eq!(got, Some(i));
+        }
+        // Non-Send futures are fine: they are built on the shard.
+        let got = shards
+            .spawn_on(1, || async {
+                let rc = Rc::new(5);
+                yield_now().await;
+                *rc + current_shard().unwrap()
+            })
+            .wait();
+        assert_eq!(got, 6);
+        shards.shutdown();
+    });
 }
 
 #[test]
 fn job_sent_to_a_sleeping_shard_runs_promptly() {
-    let shards = two_shards();
-    // Let both shards go idle and sleep in io_uring_enter (they have no timers to wake them).
-    std::thread::sleep(Duration::from_millis(200));
-    for round in 0..5 {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sent = Instant::now();
-        drop(shards.spawn_on(round % 2, move || async move {
-            tx.send(Instant::now()).unwrap();
-        }));
-        let ran = rx
-            .recv_timeout(Duration::from_secs(2))
-            .expect("a sleeping shard did not wake up for a job");
-        assert!(
-            ran - sent < Duration::from_millis(500),
-            "job took {:?} to start",
-            ran - sent
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within(Duration::from_secs(20), || {
+        let shards = two_shards();
+        // Let both shards go idle and sleep in io_uring_enter (no timers to wake them).
+        std::thread::sleep(Duration::from_millis(200));
+        for round in 0..5 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sent = Instant::now();
+            drop(shards.spawn_on(round % 2, move || async move {
+                tx.send(Instant::now()).unwrap();
+            }));
+            let ran = rx
+                .recv_timeout(Duration::from_secs(2))
+                .expect("a sleeping shard did not wake up for a job");
+            assert!(
+                ran - sent < Duration::from_millis(500),
+                "job took {:?} to start",
+                ran - sent
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        shards.shutdown();
+    });
 }
 
 #[test]
 fn cross_shard_await() {
     let shards = Arc::new(two_shards());
     let s2 = shards.clone();
-    let out = shards
-        .spawn_on(0, move || async move {
-            // On shard 0, await a task running on shard 1 (which sleeps first, so shard 0 must
-            // be woken by the completion).
-            let h = s2.spawn_on(1, || async {
-                sleep(Duration::from_millis(20)).await;
-                (current_shard(), 41)
-            });
-            let (shard, v) = h.await;
-            (current_shard(), shard, v + 1)
+    let out = within(Duration::from_secs(10), move || {
+        s2.spawn_on(0, {
+            let s3 = s2.clone();
+            move || async move {
+                // On shard 0, await a task running on shard 1 (which sleeps first, so shard 0
+                // sleeps in its ring and must be woken by the completion).
+                let h = s3.spawn_on(1, || async {
+                    sleep(Duration::from_millis(20)).await;
+                    (current_shard(), 41)
+                });
+                let (shard, v) = h.await;
+                (current_shard(), shard, v + 1)
+            }
         })
-        .wait();
+        .wait()
+    });
     assert_eq!(out, (Some(0), Some(1), 42));
     // A plain block_on thread can await a RemoteHandle too.
-    let v = block_on(shards.spawn_on(1, || async { 7 }));
+    let s4 = shards.clone();
+    let v = within(Duration::from_secs(10), move || {
+        block_on(s4.spawn_on(1, || async {
+            sleep(Duration::from_millis(20)).await;
+            7
+        }))
+    });
     assert_eq!(v, 7);
 }

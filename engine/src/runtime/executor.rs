@@ -496,33 +496,38 @@ mod tests {
 
     #[test]
     fn wake_from_another_thread_reaches_a_sleeping_ring() {
-        let start = Instant::now();
-        let got = block_on(async {
-            let (tx, rx) = crossbeam_channel::bounded::<Waker>(1);
-            let flag = Arc::new(AtomicBool::new(false));
-            let f2 = flag.clone();
-            let t = std::thread::spawn(move || {
-                let w = rx.recv().unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-                f2.store(true, Ordering::SeqCst);
-                w.wake();
+        // block_on runs on its own thread so that a lost wake fails the test instead of
+        // hanging it.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = block_on(async {
+                let (tx, rx) = crossbeam_channel::bounded::<Waker>(1);
+                let flag = Arc::new(AtomicBool::new(false));
+                let f2 = flag.clone();
+                let t = std::thread::spawn(move || {
+                    let w = rx.recv().unwrap();
+                    // Long enough for the ring to go to sleep.
+                    std::thread::sleep(Duration::from_millis(50));
+                    f2.store(true, Ordering::SeqCst);
+                    w.wake();
+                });
+                let mut sent = false;
+                poll_fn(|cx| {
+                    if flag.load(Ordering::SeqCst) {
+                        return Poll::Ready(());
+                    }
+                    if !sent {
+                        tx.send(cx.waker().clone()).unwrap();
+                        sent = true;
+                    }
+                    Poll::Pending
+                })
+                .await;
+                t.join().unwrap();
+                true
             });
-            let mut sent = false;
-            poll_fn(|cx| {
-                if flag.load(Ordering::SeqCst) {
-                    return Poll::Ready(());
-                }
-                if !sent {
-                    tx.send(cx.waker().clone()).unwrap();
-                    sent = true;
-                }
-                Poll::Pending
-            })
-            .await;
-            t.join().unwrap();
-            true
+            let _ = done_tx.send(got);
         });
-        assert!(got);
-        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(done_rx.recv_timeout(Duration::from_secs(5)), Ok(true));
     }
 }

@@ -667,3 +667,40 @@ impl Drop for MultiOp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::{poll_fn, Future};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use crate::runtime::executor::{block_on, current, sleep};
+    use crate::runtime::ops::read_at;
+
+    #[test]
+    fn dropped_op_keeps_its_slot_until_the_cancellation_completes() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: fresh descriptors owned here.
+        let (r, _w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let rfd = r.as_raw_fd();
+        block_on(async move {
+            let driver = current().driver.clone();
+            let base = driver.borrow().slots_in_use();
+            let mut read = Box::pin(read_at(rfd, vec![0u8; 4096], 0));
+            poll_fn(|cx| {
+                assert!(read.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            assert_eq!(driver.borrow().slots_in_use(), base + 1);
+            drop(read);
+            // Orphaned: the slot (and the buffer in it) lives until the CQE arrives.
+            assert_eq!(driver.borrow().slots_in_use(), base + 1);
+            sleep(Duration::from_millis(5)).await;
+            assert_eq!(driver.borrow().slots_in_use(), base);
+        });
+    }
+}

@@ -183,6 +183,11 @@ impl ShardSet {
         Ok(set)
     }
 
+    /// The index of the shard running on this thread (same as [`current_shard`]).
+    pub fn current_shard() -> Option<usize> {
+        current_shard()
+    }
+
     /// Number of shards.
     pub fn len(&self) -> usize {
         self.links.len()

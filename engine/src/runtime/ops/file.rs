@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, types};
 
-use super::{op_len, IoBuf, IoBufMut};
+use super::{op_len, IoBuf, IoBufMut, MAX_OP_BYTES};
 use crate::runtime::ring::Op;
 
 /// Reads from `fd` at `pos` into `buf[0..buf.len())`; returns the count read (0 at EOF) and
@@ -94,12 +94,23 @@ pub async fn fdatasync(fd: RawFd) -> io::Result<()> {
 ///
 /// `Ok(n)` (n = the buffer's length) only if the whole buffer was written and the sync succeeded.
 /// A short write makes the kernel cancel the linked sync; that is reported as
-/// `ErrorKind::WriteZero` naming both counts, and nothing is known to be durable.
+/// `ErrorKind::WriteZero` naming both counts, and nothing is known to be durable. Buffers over
+/// [`MAX_OP_BYTES`] are refused (`InvalidInput`).
 pub async fn write_at_then_fdatasync<B: IoBuf>(
     fd: RawFd,
     buf: B,
     pos: u64,
 ) -> (io::Result<usize>, B) {
+    if buf.bytes_init() > MAX_OP_BYTES {
+        // One SQE cannot carry it, and a partial write must not be followed by the sync.
+        return (
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("write_at_then_fdatasync: buffer larger than {MAX_OP_BYTES} bytes"),
+            )),
+            buf,
+        );
+    }
     let len = op_len(buf.bytes_init());
     // SAFETY: the write SQE points into `buf`'s stable memory, owned by its op until its CQE;
     // the sync SQE carries no pointers.
