@@ -59,22 +59,38 @@ thread_local! {
 }
 
 fn appenders_for(partitions: u32) -> usize {
-    let min = std::env::var("CORELOG_BENCH_APPENDERS").ok().and_then(|s| s.parse().ok()).unwrap_or(MIN_APPENDERS);
+    let min = std::env::var("CORELOG_BENCH_APPENDERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(MIN_APPENDERS);
     (partitions as usize).max(min)
 }
 
 /// Creates the configuration's storage, outside any measurement (criterion's warm-up included).
 fn prepare(partitions: u32, ack: AckPoint) {
     FIXTURES.with(|f| {
-        f.borrow_mut().entry((partitions, ack == AckPoint::Durable)).or_insert_with(|| {
-            // Start each configuration without the dirty pages of the one before.
-            std::process::Command::new("sync").status().expect("sync");
-            std::fs::create_dir_all(bench_dir()).unwrap();
-            let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-            let storage = ShardStorage::new(dir.path()).unwrap();
-            let parts = (0..partitions).map(|i| storage.open_partition("bench", i, LogConfig::default()).unwrap().0).collect();
-            Fixture { _dir: dir, storage, parts }
-        });
+        f.borrow_mut()
+            .entry((partitions, ack == AckPoint::Durable))
+            .or_insert_with(|| {
+                // Start each configuration without the dirty pages of the one before.
+                std::process::Command::new("sync").status().expect("sync");
+                std::fs::create_dir_all(bench_dir()).unwrap();
+                let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+                let storage = ShardStorage::new(dir.path()).unwrap();
+                let parts = (0..partitions)
+                    .map(|i| {
+                        storage
+                            .open_partition("bench", i, LogConfig::default())
+                            .unwrap()
+                            .0
+                    })
+                    .collect();
+                Fixture {
+                    _dir: dir,
+                    storage,
+                    parts,
+                }
+            });
     });
 }
 

@@ -19,6 +19,9 @@ use crate::partition::Partition;
 use crate::runtime::{self, ops};
 use crate::storage::PartitionTable;
 
+/// Longest wait for in-flight writes before starting the next flush round.
+pub const GATHER_MAX: Duration = Duration::from_micros(500);
+
 /// How often the `flush.ms` timer looks for partitions whose written data has waited too long.
 pub const FLUSH_TIMER_TICK_MS: u64 = 10;
 
@@ -40,6 +43,8 @@ pub struct Flusher {
     round_done: Notify,
     stats: Cell<FlushStats>,
     timer_running: Cell<bool>,
+    /// Appends whose write is submitted but not complete, on this shard.
+    writes_in_flight: Cell<u64>,
 }
 
 impl Flusher {
@@ -56,6 +61,15 @@ impl Flusher {
         if !partition.queued_for_flush.replace(true) {
             self.dirty.borrow_mut().push(partition.clone());
         }
+    }
+
+    /// Counts an append's write as in flight until [`Flusher::write_finished`].
+    pub fn write_started(&self) {
+        self.writes_in_flight.set(self.writes_in_flight.get() + 1);
+    }
+
+    pub fn write_finished(&self) {
+        self.writes_in_flight.set(self.writes_in_flight.get() - 1);
     }
 
     /// Asks for a flush: starts one now, or right after the one in flight.
@@ -91,6 +105,19 @@ impl Flusher {
             if !self.requested.replace(false) {
                 break;
             }
+            self.gather().await;
+        }
+    }
+
+    /// Before the next round: let the appenders the last round released write their next
+    /// batches, so that one fdatasync covers them too, instead of every other round catching
+    /// only half of them. Bounded by [`GATHER_MAX`] so a steady stream of writes cannot delay a
+    /// flush for long.
+    async fn gather(&self) {
+        let deadline = Instant::now() + GATHER_MAX;
+        runtime::yield_now().await;
+        while self.writes_in_flight.get() > 0 && Instant::now() < deadline {
+            runtime::yield_now().await;
         }
     }
 

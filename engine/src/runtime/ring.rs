@@ -111,10 +111,11 @@ pub(crate) struct Driver {
     drain_tick: Box<types::Timespec>,
 }
 
-/// Most io-wq workers per ring for bounded work (regular file I/O).
-pub const IOWQ_MAX_BOUNDED_WORKERS: u32 = 4;
-/// Most io-wq workers per ring for unbounded work (sockets, pipes).
-pub const IOWQ_MAX_UNBOUNDED_WORKERS: u32 = 4;
+/// Most io-wq workers per ring for bounded work (regular file I/O, fdatasync).
+pub const IOWQ_MAX_BOUNDED_WORKERS: u32 = 32;
+/// Most io-wq workers per ring for unbounded work (sockets, pipes): splices to slow sockets
+/// must not multiply kernel threads without limit.
+pub const IOWQ_MAX_UNBOUNDED_WORKERS: u32 = 16;
 
 impl Driver {
     pub(crate) fn new(wake_fd: Arc<OwnedFd>) -> io::Result<Self> {
@@ -122,13 +123,14 @@ impl Driver {
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
             .build(RING_ENTRIES)?;
-        // Buffered file writes that cannot complete inline are punted to io-wq workers, one per
-        // file being written: with a thousand partitions that is a thousand kernel threads on a
-        // two-core machine. Cap them; the disk is the bottleneck anyway. Failure (old kernel)
-        // only costs that cap.
+        // Bounded io-wq workers run the file ops that cannot complete inline, fdatasync above
+        // all: each sync holds a worker until the disk answers. Enough of them let a group-commit
+        // round's fdatasyncs (one per dirty partition) run together so the filesystem journal
+        // batches them; measured with the append bench, 32 beat the kernel default (4 per CPU)
+        // by about a third at 1024 partitions. Failure (old kernel) only costs that tuning.
         let mut max_workers = [IOWQ_MAX_BOUNDED_WORKERS, IOWQ_MAX_UNBOUNDED_WORKERS];
         if let Err(e) = ring.submitter().register_iowq_max_workers(&mut max_workers) {
-            tracing::warn!("could not cap io-wq workers: {e}");
+            tracing::warn!("could not set io-wq worker limits: {e}");
         }
         Ok(Driver {
             ring,
