@@ -1,8 +1,8 @@
 //! Group commit: one flusher per shard turns many durability requests into few fdatasyncs.
 //!
-//! Appends that need durability mark their partition dirty and ask for a flush. If none is running
-//! one starts at once; if one is in flight, the request is remembered and the next flush starts as
-//! soon as the current one ends. Each flush fdatasyncs, concurrently through the ring, every file
+//! Appends that need durability mark their partition dirty and ask for a flush. A round starts at
+//! once unless [`MAX_ROUNDS_IN_FLIGHT`] rounds are already syncing; then the request is remembered
+//! and a round starts as soon as one ends. Each flush fdatasyncs, concurrently through the ring, every file
 //! with written-but-unsynced data on the shard, so one round covers every batch and every
 //! partition that was written before it began. Appends arriving during a flush wait for the next.
 
@@ -19,8 +19,12 @@ use crate::partition::Partition;
 use crate::runtime::{self, ops};
 use crate::storage::PartitionTable;
 
-/// Longest wait for in-flight writes before starting the next flush round.
-pub const GATHER_MAX: Duration = Duration::from_micros(500);
+/// Flush rounds allowed in flight at once. With one, appends pipeline into two groups that take
+/// turns (one writes while the other's round syncs), so each waits for two rounds; with two, a
+/// group's round starts as soon as its writes land, overlapping the other's. (Holding a round back
+/// to gather more writes was tried and lost: spinning steals the CPU the kernel's write workers
+/// need; 64 appenders of 16 KiB on one partition went from 177 to 210 MiB/s without it.)
+pub const MAX_ROUNDS_IN_FLIGHT: u32 = 2;
 
 /// How often the `flush.ms` timer looks for partitions whose written data has waited too long.
 pub const FLUSH_TIMER_TICK_MS: u64 = 10;
@@ -37,14 +41,13 @@ pub struct FlushStats {
 #[derive(Debug, Default)]
 pub struct Flusher {
     dirty: RefCell<Vec<Rc<Partition>>>,
-    running: Cell<bool>,
+    /// Rounds whose fdatasyncs are in flight (at most [`MAX_ROUNDS_IN_FLIGHT`]).
+    rounds_in_flight: Cell<u32>,
     requested: Cell<bool>,
     /// Fires after each completed round.
     round_done: Notify,
     stats: Cell<FlushStats>,
     timer_running: Cell<bool>,
-    /// Appends whose write is submitted but not complete, on this shard.
-    writes_in_flight: Cell<u64>,
 }
 
 impl Flusher {
@@ -63,24 +66,29 @@ impl Flusher {
         }
     }
 
-    /// Counts an append's write as in flight until [`Flusher::write_finished`].
-    pub fn write_started(&self) {
-        self.writes_in_flight.set(self.writes_in_flight.get() + 1);
-    }
-
-    pub fn write_finished(&self) {
-        self.writes_in_flight.set(self.writes_in_flight.get() - 1);
-    }
-
-    /// Asks for a flush: starts one now, or right after the one in flight.
+    /// Asks for a flush: starts a round now, or as soon as a round in flight ends.
     pub fn request(self: &Rc<Self>) {
-        if self.running.get() {
+        if self.rounds_in_flight.get() >= MAX_ROUNDS_IN_FLIGHT {
             self.requested.set(true);
-            return;
+        } else {
+            self.start_round();
         }
-        self.running.set(true);
+    }
+
+    fn start_round(self: &Rc<Self>) {
+        self.rounds_in_flight.set(self.rounds_in_flight.get() + 1);
         let flusher = self.clone();
-        runtime::spawn(async move { flusher.run().await });
+        runtime::spawn(async move {
+            {
+                // Counted down however the task ends (its executor may stop mid-round).
+                let _in_flight = CountDownOnDrop(&flusher.rounds_in_flight);
+                flusher.flush_round().await;
+            }
+            flusher.round_done.notify_all();
+            if flusher.requested.replace(false) {
+                flusher.request();
+            }
+        });
     }
 
     /// Resolves when the next flush round completes (one that has not completed yet).
@@ -88,36 +96,10 @@ impl Flusher {
         self.round_done.notified()
     }
 
-    /// Resolves once no flush round is running or requested.
+    /// Resolves once no flush round is in flight.
     pub async fn quiesce(&self) {
-        while self.running.get() {
+        while self.rounds_in_flight.get() > 0 {
             self.round_done.notified().await;
-        }
-    }
-
-    async fn run(self: Rc<Self>) {
-        // If the task is dropped mid-round (its executor stopped), the next request must still
-        // start a flush.
-        let _running = ResetOnDrop(&self.running);
-        loop {
-            self.flush_round().await;
-            self.round_done.notify_all();
-            if !self.requested.replace(false) {
-                break;
-            }
-            self.gather().await;
-        }
-    }
-
-    /// Before the next round: let the appenders the last round released write their next
-    /// batches, so that one fdatasync covers them too, instead of every other round catching
-    /// only half of them. Bounded by [`GATHER_MAX`] so a steady stream of writes cannot delay a
-    /// flush for long.
-    async fn gather(&self) {
-        let deadline = Instant::now() + GATHER_MAX;
-        runtime::yield_now().await;
-        while self.writes_in_flight.get() > 0 && Instant::now() < deadline {
-            runtime::yield_now().await;
         }
     }
 
@@ -194,6 +176,15 @@ impl Flusher {
                 }
             }
         });
+    }
+}
+
+/// Decrements a counter when dropped.
+struct CountDownOnDrop<'a>(&'a Cell<u32>);
+
+impl Drop for CountDownOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 

@@ -1,0 +1,251 @@
+//! Broker configuration under Kafka's own key names (`server.properties`).
+//!
+//! Every key a Kafka user might set is either applied, or explicitly known-and-ignored (for
+//! example settings of features a single node does not have), or reported as unknown: nothing
+//! is silently dropped.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use corelog_engine::batch::TimestampType;
+use corelog_engine::log::LogConfig;
+
+/// Kafka's default `message.max.bytes` (1 MiB plus record-batch overhead).
+pub const DEFAULT_MESSAGE_MAX_BYTES: u32 = 1_048_588;
+/// Kafka's default `socket.request.max.bytes` (100 MiB).
+pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: u32 = 104_857_600;
+/// Connections accepted at once per broker (`max.connections`); beyond it new ones are closed.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+
+/// Keys that Kafka accepts but that mean nothing on a single corelog node; they are accepted
+/// and listed as ignored so the user knows.
+const IGNORED_KEYS: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "default.replication.factor",
+    "log.retention.check.interval.ms",
+    "group.initial.rebalance.delay.ms",
+    "unclean.leader.election.enable",
+];
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id` (or `broker.id`).
+    pub node_id: i32,
+    /// `listeners`: where the broker accepts connections.
+    pub listener: SocketAddr,
+    /// `advertised.listeners`: the host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// `log.dirs` (or `log.dir`): the data directory.
+    pub data_dir: PathBuf,
+    /// `num.partitions`: partitions of an auto-created topic or a CreateTopics with -1.
+    pub num_partitions: u32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `message.max.bytes`: the largest record batch accepted.
+    pub message_max_bytes: u32,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: u32,
+    /// `min.insync.replicas` default for topics.
+    pub min_insync_replicas: u32,
+    /// `max.connections`.
+    pub max_connections: u32,
+    /// `corelog.shards`: shards (one thread per core); 0 = every available core.
+    pub shards: usize,
+    /// `corelog.acks.all.durable`: acks=all answers only once the batch is fdatasynced
+    /// (default true: stronger than Kafka, whose acks=all means "in every ISR's page cache").
+    pub acks_all_durable: bool,
+    /// Topic-level defaults (`log.segment.bytes`, `log.roll.ms`, ...).
+    pub log: LogConfig,
+    /// Keys accepted but not applicable on one node.
+    pub ignored: Vec<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listener: "0.0.0.0:9092".parse().expect("valid address"),
+            advertised_host: "127.0.0.1".to_string(),
+            advertised_port: 9092,
+            data_dir: PathBuf::from("corelog-data"),
+            num_partitions: 1,
+            auto_create_topics: true,
+            message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+            socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
+            min_insync_replicas: 1,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shards: 0,
+            acks_all_durable: true,
+            log: LogConfig::default(),
+            ignored: Vec::new(),
+        }
+    }
+}
+
+/// Parses `.properties` text: `key=value` (or `key: value`) lines, `#`/`!` comments.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']).unwrap_or(line.len());
+        let (key, value) = line.split_at(split);
+        let value = value.get(1..).unwrap_or("").trim();
+        out.insert(key.trim().to_string(), value.to_string());
+    }
+    out
+}
+
+/// `PLAINTEXT://host:port` (the first listener of a comma-separated list) → (host, port).
+fn parse_listener(value: &str) -> Result<(String, u16), String> {
+    let first = value.split(',').next().unwrap_or("").trim();
+    let rest = match first.split_once("://") {
+        Some((protocol, rest)) if protocol.eq_ignore_ascii_case("PLAINTEXT") => rest,
+        Some((protocol, _)) => return Err(format!("listener protocol {protocol} is not supported (PLAINTEXT only)")),
+        None => first,
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("listener {first:?} has no port"))?;
+    let port = port.parse().map_err(|_| format!("listener {first:?} has a bad port"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value.trim().parse().map_err(|_| format!("{key}: {value:?} is not a valid number"))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{key}: {value:?} is not true or false")),
+    }
+}
+
+/// Parses `message.timestamp.type` / `log.message.timestamp.type`.
+pub fn parse_timestamp_type(value: &str) -> Result<TimestampType, String> {
+    match value {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        _ => Err(format!("message.timestamp.type: {value:?} is not CreateTime or LogAppendTime")),
+    }
+}
+
+/// Kafka's `Long.MAX_VALUE` meaning "never" maps to `u64::MAX`.
+fn parse_never(key: &str, value: &str) -> Result<u64, String> {
+    let v: i64 = parse_num(key, value)?;
+    if v < 0 {
+        return Err(format!("{key}: must not be negative"));
+    }
+    Ok(if v == i64::MAX { u64::MAX } else { v as u64 })
+}
+
+impl BrokerConfig {
+    /// Builds a configuration from properties. Returns the unknown keys beside it; an invalid
+    /// value of a known key is an error.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<(Self, Vec<String>), String> {
+        let mut c = BrokerConfig::default();
+        let mut unknown = Vec::new();
+        let mut advertised = None;
+        for (key, value) in props {
+            match key.as_str() {
+                "node.id" | "broker.id" => c.node_id = parse_num(key, value)?,
+                "listeners" => {
+                    let (host, port) = parse_listener(value)?;
+                    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+                    c.listener = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map_err(|e| format!("listeners: {e}"))?
+                        .next()
+                        .ok_or("listeners: host does not resolve")?;
+                }
+                "advertised.listeners" => advertised = Some(parse_listener(value)?),
+                "log.dirs" | "log.dir" => {
+                    let first = value.split(',').next().unwrap_or("").trim();
+                    if first.is_empty() {
+                        return Err(format!("{key}: empty"));
+                    }
+                    c.data_dir = PathBuf::from(first);
+                }
+                "num.partitions" => c.num_partitions = parse_num(key, value)?,
+                "auto.create.topics.enable" => c.auto_create_topics = parse_bool(key, value)?,
+                "message.max.bytes" => c.message_max_bytes = parse_num(key, value)?,
+                "socket.request.max.bytes" => c.socket_request_max_bytes = parse_num(key, value)?,
+                "min.insync.replicas" => c.min_insync_replicas = parse_num(key, value)?,
+                "max.connections" => c.max_connections = parse_num(key, value)?,
+                "log.segment.bytes" => c.log.segment_bytes = parse_num(key, value)?,
+                "log.roll.ms" => c.log.segment_ms = parse_num(key, value)?,
+                "log.roll.hours" => c.log.segment_ms = parse_num::<u64>(key, value)? * 3_600_000,
+                "log.index.interval.bytes" => c.log.index_interval_bytes = parse_num(key, value)?,
+                "log.message.timestamp.type" => c.log.timestamp_type = parse_timestamp_type(value)?,
+                "log.flush.interval.messages" => c.log.flush_messages = parse_never(key, value)?,
+                "log.flush.interval.ms" => c.log.flush_ms = parse_never(key, value)?,
+                "corelog.shards" => c.shards = parse_num(key, value)?,
+                "corelog.acks.all.durable" => c.acks_all_durable = parse_bool(key, value)?,
+                k if IGNORED_KEYS.contains(&k) => c.ignored.push(k.to_string()),
+                _ => unknown.push(key.clone()),
+            }
+        }
+        let (host, port) = match advertised {
+            Some(a) => a,
+            None => {
+                let ip = c.listener.ip();
+                let host = if ip.is_unspecified() { "127.0.0.1".to_string() } else { ip.to_string() };
+                (host, c.listener.port())
+            }
+        };
+        c.advertised_host = host;
+        c.advertised_port = port;
+        if !(corelog_engine::log::MIN_SEGMENT_BYTES..=corelog_engine::log::MAX_SEGMENT_BYTES).contains(&c.log.segment_bytes) {
+            return Err("log.segment.bytes: out of range".to_string());
+        }
+        Ok((c, unknown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_keys_are_applied_and_unknown_keys_reported() {
+        let props = parse_properties(
+            "# comment\nlisteners=PLAINTEXT://127.0.0.1:9192\nlog.dirs=/tmp/x,/tmp/y\nnum.partitions = 3\n\
+             auto.create.topics.enable=false\nlog.segment.bytes=1048576\nprocess.roles=broker,controller\n\
+             no.such.key=1\nlog.message.timestamp.type=LogAppendTime\n",
+        );
+        let (c, unknown) = BrokerConfig::from_properties(&props).unwrap();
+        assert_eq!(c.listener, "127.0.0.1:9192".parse().unwrap());
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9192));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.num_partitions, 3);
+        assert!(!c.auto_create_topics);
+        assert_eq!(c.log.segment_bytes, 1 << 20);
+        assert_eq!(c.log.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(c.ignored, vec!["process.roles"]);
+        assert_eq!(unknown, vec!["no.such.key"]);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for bad in ["num.partitions=x", "listeners=SSL://a:1", "log.segment.bytes=3", "auto.create.topics.enable=yes"] {
+            assert!(BrokerConfig::from_properties(&parse_properties(bad)).is_err(), "{bad}");
+        }
+    }
+}
