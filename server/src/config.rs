@@ -118,16 +118,27 @@ fn parse_listener(value: &str) -> Result<(String, u16), String> {
     let first = value.split(',').next().unwrap_or("").trim();
     let rest = match first.split_once("://") {
         Some((protocol, rest)) if protocol.eq_ignore_ascii_case("PLAINTEXT") => rest,
-        Some((protocol, _)) => return Err(format!("listener protocol {protocol} is not supported (PLAINTEXT only)")),
+        Some((protocol, _)) => {
+            return Err(format!(
+                "listener protocol {protocol} is not supported (PLAINTEXT only)"
+            ))
+        }
         None => first,
     };
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("listener {first:?} has no port"))?;
-    let port = port.parse().map_err(|_| format!("listener {first:?} has a bad port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("listener {first:?} has no port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("listener {first:?} has a bad port"))?;
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
-    value.trim().parse().map_err(|_| format!("{key}: {value:?} is not a valid number"))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key}: {value:?} is not a valid number"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
@@ -143,7 +154,9 @@ pub fn parse_timestamp_type(value: &str) -> Result<TimestampType, String> {
     match value {
         "CreateTime" => Ok(TimestampType::CreateTime),
         "LogAppendTime" => Ok(TimestampType::LogAppendTime),
-        _ => Err(format!("message.timestamp.type: {value:?} is not CreateTime or LogAppendTime")),
+        _ => Err(format!(
+            "message.timestamp.type: {value:?} is not CreateTime or LogAppendTime"
+        )),
     }
 }
 
@@ -159,7 +172,9 @@ fn parse_never(key: &str, value: &str) -> Result<u64, String> {
 impl BrokerConfig {
     /// Builds a configuration from properties. Returns the unknown keys beside it; an invalid
     /// value of a known key is an error.
-    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<(Self, Vec<String>), String> {
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(Self, Vec<String>), String> {
         let mut c = BrokerConfig::default();
         let mut unknown = Vec::new();
         let mut advertised = None;
@@ -168,7 +183,11 @@ impl BrokerConfig {
                 "node.id" | "broker.id" => c.node_id = parse_num(key, value)?,
                 "listeners" => {
                     let (host, port) = parse_listener(value)?;
-                    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+                    let host = if host.is_empty() {
+                        "0.0.0.0".to_string()
+                    } else {
+                        host
+                    };
                     c.listener = (host.as_str(), port)
                         .to_socket_addrs()
                         .map_err(|e| format!("listeners: {e}"))?
@@ -206,13 +225,19 @@ impl BrokerConfig {
             Some(a) => a,
             None => {
                 let ip = c.listener.ip();
-                let host = if ip.is_unspecified() { "127.0.0.1".to_string() } else { ip.to_string() };
+                let host = if ip.is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    ip.to_string()
+                };
                 (host, c.listener.port())
             }
         };
         c.advertised_host = host;
         c.advertised_port = port;
-        if !(corelog_engine::log::MIN_SEGMENT_BYTES..=corelog_engine::log::MAX_SEGMENT_BYTES).contains(&c.log.segment_bytes) {
+        if !(corelog_engine::log::MIN_SEGMENT_BYTES..=corelog_engine::log::MAX_SEGMENT_BYTES)
+            .contains(&c.log.segment_bytes)
+        {
             return Err("log.segment.bytes: out of range".to_string());
         }
         Ok((c, unknown))
@@ -232,7 +257,10 @@ mod tests {
         );
         let (c, unknown) = BrokerConfig::from_properties(&props).unwrap();
         assert_eq!(c.listener, "127.0.0.1:9192".parse().unwrap());
-        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9192));
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("127.0.0.1", 9192)
+        );
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.num_partitions, 3);
         assert!(!c.auto_create_topics);
@@ -244,8 +272,16 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        for bad in ["num.partitions=x", "listeners=SSL://a:1", "log.segment.bytes=3", "auto.create.topics.enable=yes"] {
-            assert!(BrokerConfig::from_properties(&parse_properties(bad)).is_err(), "{bad}");
+        for bad in [
+            "num.partitions=x",
+            "listeners=SSL://a:1",
+            "log.segment.bytes=3",
+            "auto.create.topics.enable=yes",
+        ] {
+            assert!(
+                BrokerConfig::from_properties(&parse_properties(bad)).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -16,4 +16,4 @@ mod slab;
 pub use executor::{block_on, sleep, sleep_until, spawn, yield_now, JoinHandle, TASKS_PER_TURN};
 pub use placement::{placement, shard_for};
 pub use ring::{CQ_ENTRIES, RING_ENTRIES};
-pub use shard::{current_shard, RemoteHandle, ShardConfig, ShardSet};
+pub use shard::{current_shard, RemoteHandle, ShardConfig, ShardRouter, ShardSet};

@@ -44,14 +44,15 @@ enum Msg {
     Stop,
 }
 
-struct ShardLink {
+/// Where jobs for one shard are posted.
+#[derive(Clone)]
+struct Mailbox {
     tx: Sender<Msg>,
     /// Wakes the shard's main loop (a `Send` waker: remote wakes go through its inbox + eventfd).
     waker: Waker,
-    thread: Option<thread::JoinHandle<()>>,
 }
 
-impl ShardLink {
+impl Mailbox {
     fn send(&self, msg: Msg) -> bool {
         let ok = self.tx.send(msg).is_ok();
         self.waker.wake_by_ref();
@@ -61,7 +62,15 @@ impl ShardLink {
 
 /// A running set of shard threads. Dropping it shuts them down.
 pub struct ShardSet {
-    links: Vec<ShardLink>,
+    router: ShardRouter,
+    threads: Vec<Option<thread::JoinHandle<()>>>,
+}
+
+/// A cheap, cloneable handle that posts work to any shard of a [`ShardSet`]: what a shard keeps
+/// to fan requests out to the others. It does not keep the shards alive.
+#[derive(Clone)]
+pub struct ShardRouter {
+    mailboxes: Arc<[Mailbox]>,
 }
 
 thread_local! {
@@ -139,9 +148,8 @@ impl ShardSet {
         if config.pin_to_cores && cpus.is_empty() {
             tracing::warn!("cannot read the CPU affinity mask; shards run unpinned");
         }
-        let mut set = ShardSet {
-            links: Vec::with_capacity(count),
-        };
+        let mut mailboxes = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
         for index in 0..count {
             let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
             let (ready_tx, ready_rx) = crossbeam_channel::bounded::<io::Result<Waker>>(1);
@@ -165,22 +173,31 @@ impl ShardSet {
                 Ok(Ok(w)) => w,
                 Ok(Err(e)) => {
                     let _ = thread.join();
+                    stop_and_join(&mailboxes, &mut threads);
                     return Err(e);
                 }
                 Err(_) => {
                     let _ = thread.join();
+                    stop_and_join(&mailboxes, &mut threads);
                     return Err(io::Error::other(format!(
                         "shard {index} died while starting"
                     )));
                 }
             };
-            set.links.push(ShardLink {
-                tx,
-                waker,
-                thread: Some(thread),
-            });
+            mailboxes.push(Mailbox { tx, waker });
+            threads.push(Some(thread));
         }
-        Ok(set)
+        Ok(ShardSet {
+            router: ShardRouter {
+                mailboxes: mailboxes.into(),
+            },
+            threads,
+        })
+    }
+
+    /// A handle that posts work to these shards from anywhere (another shard included).
+    pub fn router(&self) -> ShardRouter {
+        self.router.clone()
     }
 
     /// The index of the shard running on this thread (same as [`current_shard`]).
@@ -190,11 +207,53 @@ impl ShardSet {
 
     /// Number of shards.
     pub fn len(&self) -> usize {
-        self.links.len()
+        self.router.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
+        self.router.is_empty()
+    }
+
+    /// Runs `f` on shard `shard` (see [`ShardRouter::spawn_on`]).
+    pub fn spawn_on<F, Fut, T>(&self, shard: usize, f: F) -> RemoteHandle<T>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        self.router.spawn_on(shard, f)
+    }
+
+    /// Stops every shard (tasks still running are dropped) and joins the threads.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        stop_and_join(&self.router.mailboxes, &mut self.threads);
+    }
+}
+
+fn stop_and_join(mailboxes: &[Mailbox], threads: &mut [Option<thread::JoinHandle<()>>]) {
+    for mailbox in mailboxes {
+        mailbox.send(Msg::Stop);
+    }
+    for (i, thread) in threads.iter_mut().enumerate() {
+        if let Some(t) = thread.take() {
+            if t.join().is_err() {
+                tracing::warn!(shard = i, "shard thread panicked");
+            }
+        }
+    }
+}
+
+impl ShardRouter {
+    pub fn len(&self) -> usize {
+        self.mailboxes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mailboxes.is_empty()
     }
 
     /// Runs `f` on shard `shard`, where it builds a future (which need not be `Send`) and spawns
@@ -208,7 +267,7 @@ impl ShardSet {
         Fut: Future<Output = T> + 'static,
         T: Send + 'static,
     {
-        let link = &self.links[shard];
+        let mailbox = &self.mailboxes[shard];
         let (tx, rx) = crossbeam_channel::bounded::<T>(1);
         let notify = Arc::new(Mutex::new(None::<Waker>));
         let completer = RemoteCompleter {
@@ -225,26 +284,8 @@ impl ShardSet {
         });
         // If the shard has stopped, the job (and its completer) is dropped and the handle
         // reports it.
-        link.send(Msg::Run(job));
+        mailbox.send(Msg::Run(job));
         RemoteHandle { rx, notify }
-    }
-
-    /// Stops every shard (tasks still running are dropped) and joins the threads.
-    pub fn shutdown(mut self) {
-        self.stop_all();
-    }
-
-    fn stop_all(&mut self) {
-        for link in &self.links {
-            link.send(Msg::Stop);
-        }
-        for (i, link) in self.links.iter_mut().enumerate() {
-            if let Some(t) = link.thread.take() {
-                if t.join().is_err() {
-                    tracing::warn!(shard = i, "shard thread panicked");
-                }
-            }
-        }
     }
 }
 

@@ -1,0 +1,400 @@
+//! The broker: shared context, the per-shard state, start-up and graceful shutdown.
+//!
+//! Each shard owns the partitions that `shard_for(topic, partition)` maps to it, accepts its own
+//! connections on a SO_REUSEPORT listener, and reaches partitions of other shards only by posting
+//! work to them through the [`ShardRouter`] (no shared mutable state on the request path).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use corelog_engine::log::LogConfig;
+use corelog_engine::partition::Partition;
+use corelog_engine::runtime::{self, ops, shard_for, ShardConfig, ShardRouter, ShardSet};
+use corelog_engine::storage::ShardStorage;
+
+use crate::config::{parse_timestamp_type, BrokerConfig};
+use crate::connection;
+use crate::metadata::{MetadataStore, TopicMeta};
+
+/// Pending connections the kernel queues per listener.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// What every shard shares: configuration, metadata, the router and broker-wide counters.
+pub struct BrokerContext {
+    pub config: BrokerConfig,
+    pub metadata: MetadataStore,
+    router: OnceLock<ShardRouter>,
+    pub open_connections: AtomicU32,
+    pub shutting_down: AtomicBool,
+    /// The cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+}
+
+impl BrokerContext {
+    pub fn router(&self) -> &ShardRouter {
+        self.router.get().expect("router set at start-up")
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.router().len()
+    }
+
+    /// The log settings of a topic: broker defaults overridden by the topic's configs.
+    pub fn log_config(&self, topic: &TopicMeta) -> LogConfig {
+        topic_log_config(&self.config.log, &topic.configs)
+    }
+}
+
+/// Applies topic-level config overrides (Kafka names) to the broker's log defaults. Values were
+/// validated when they were set; anything unparsable keeps the default.
+pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut c = defaults.clone();
+    let never = |v: &str| {
+        v.parse::<i64>().ok().map(|n| {
+            if n == i64::MAX {
+                u64::MAX
+            } else {
+                n.max(0) as u64
+            }
+        })
+    };
+    if let Some(v) = configs.get("segment.bytes").and_then(|v| v.parse().ok()) {
+        c.segment_bytes = v;
+    }
+    if let Some(v) = configs.get("segment.ms").and_then(|v| v.parse().ok()) {
+        c.segment_ms = v;
+    }
+    if let Some(v) = configs
+        .get("index.interval.bytes")
+        .and_then(|v| v.parse().ok())
+    {
+        c.index_interval_bytes = v;
+    }
+    if let Some(v) = configs
+        .get("message.timestamp.type")
+        .and_then(|v| parse_timestamp_type(v).ok())
+    {
+        c.timestamp_type = v;
+    }
+    if let Some(v) = configs.get("flush.messages").and_then(|v| never(v)) {
+        c.flush_messages = v;
+    }
+    if let Some(v) = configs.get("flush.ms").and_then(|v| never(v)) {
+        c.flush_ms = v;
+    }
+    c
+}
+
+/// One shard's state, on its own thread.
+pub struct ShardState {
+    pub id: usize,
+    pub storage: Rc<ShardStorage>,
+    pub broker: Arc<BrokerContext>,
+}
+
+thread_local! {
+    static SHARD_STATE: RefCell<Option<Rc<ShardState>>> = const { RefCell::new(None) };
+}
+
+/// This shard's state. Panics off a shard thread (a bug: handlers only run on shards).
+pub fn shard() -> Rc<ShardState> {
+    SHARD_STATE.with(|s| s.borrow().clone().expect("running on a broker shard"))
+}
+
+impl ShardState {
+    /// The partition if this shard owns it and it is open.
+    pub fn local_partition(&self, topic: &str, partition: u32) -> Option<Rc<Partition>> {
+        self.storage.partition(topic, partition)
+    }
+}
+
+/// Which shard owns a partition.
+pub fn owner_of(broker: &BrokerContext, topic: &str, partition: u32) -> usize {
+    shard_for(topic, partition, broker.shard_count())
+}
+
+/// Runs `f` on the shard that owns `(topic, partition)`, directly when that is this shard,
+/// otherwise by posting it there, and returns its result.
+pub async fn on_owner<F, Fut, T>(topic: &str, partition: u32, f: F) -> T
+where
+    F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let here = shard();
+    let owner = owner_of(&here.broker, topic, partition);
+    if owner == here.id {
+        f(here).await
+    } else {
+        here.broker
+            .router()
+            .spawn_on(owner, move || f(shard()))
+            .await
+    }
+}
+
+/// Opens (creating) every partition of `topic` that this shard owns.
+pub fn open_owned_partitions(
+    state: &ShardState,
+    topic: &TopicMeta,
+    from_partition: u32,
+) -> io::Result<()> {
+    let config = state.broker.log_config(topic);
+    for p in from_partition..topic.partitions {
+        if owner_of(&state.broker, &topic.name, p) == state.id {
+            let (_, report) = state
+                .storage
+                .open_partition(&topic.name, p, config.clone())?;
+            if report.truncated_bytes > 0 || report.removed_segments > 0 {
+                tracing::warn!(topic = %topic.name, partition = p, ?report, "recovered a damaged log tail");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts the broker and serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn run(config: BrokerConfig) -> io::Result<()> {
+    let signals = block_termination_signals()?;
+    let metadata = MetadataStore::load(&config.data_dir)?;
+    let broker = Arc::new(BrokerContext {
+        cluster_id: cluster_id(&config)?,
+        config,
+        metadata,
+        router: OnceLock::new(),
+        open_connections: AtomicU32::new(0),
+        shutting_down: AtomicBool::new(false),
+    });
+    let shards = ShardSet::new(ShardConfig {
+        count: broker.config.shards,
+        pin_to_cores: true,
+    })?;
+    let _ = broker.router.set(shards.router());
+    tracing::info!(shards = shards.len(), data_dir = %broker.config.data_dir.display(), "starting");
+    let mut started = Vec::new();
+    for id in 0..shards.len() {
+        let broker = broker.clone();
+        started.push(shards.spawn_on(id, move || start_shard(broker, id)));
+    }
+    for s in started {
+        s.wait()?;
+    }
+    tracing::info!(listener = %broker.config.listener, "corelog is serving the Kafka protocol");
+    let signal = wait_for_signal(&signals);
+    tracing::info!(
+        signal,
+        "shutting down: closing listeners, finishing requests, flushing"
+    );
+    broker.shutting_down.store(true, Ordering::SeqCst);
+    let mut flushed = Vec::new();
+    for id in 0..shards.len() {
+        flushed.push(shards.spawn_on(id, move || async move {
+            let state = shard();
+            // Let in-flight requests finish (bounded), then make everything durable.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while state.broker.open_connections.load(Ordering::SeqCst) > 0
+                && std::time::Instant::now() < deadline
+            {
+                runtime::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            state.storage.flush_all().await;
+            state.storage.quiesce().await;
+        }));
+    }
+    for f in flushed {
+        f.wait();
+    }
+    shards.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A shard's start-up: open its partitions, bind its listener, start accepting.
+async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
+    let storage = ShardStorage::new(&broker.config.data_dir)?;
+    let state = Rc::new(ShardState {
+        id,
+        storage,
+        broker: broker.clone(),
+    });
+    SHARD_STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+    for topic in broker.metadata.snapshot().topics() {
+        open_owned_partitions(&state, topic, 0)?;
+    }
+    let listener = bind_reuseport(broker.config.listener)?;
+    runtime::spawn(accept_loop(listener));
+    Ok(())
+}
+
+async fn accept_loop(listener: OwnedFd) {
+    let state = shard();
+    let mut accepted = ops::accept_multishot(listener.as_raw_fd());
+    while let Some(conn) = accepted.next().await {
+        if state.broker.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let open = state.broker.open_connections.fetch_add(1, Ordering::SeqCst) + 1;
+        if open > state.broker.config.max_connections {
+            state.broker.open_connections.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(
+                max = state.broker.config.max_connections,
+                "max.connections reached; closing a new connection"
+            );
+            continue;
+        }
+        runtime::spawn(async move {
+            connection::serve(conn).await;
+            shard()
+                .broker
+                .open_connections
+                .fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// A listening TCP socket with SO_REUSEPORT, so that every shard accepts on the same port and
+/// the kernel spreads connections across them.
+fn bind_reuseport(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` outlives the call and its size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let (storage, len) = sockaddr_of(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes for the socket's family.
+    if unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            &storage as *const _ as *const libc::sockaddr,
+            len,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen(2) on a bound socket we own.
+    if unsafe { libc::listen(sock.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in this thread, and so in every shard thread started after it, so
+/// that only [`wait_for_signal`] receives them.
+fn block_termination_signals() -> io::Result<libc::sigset_t> {
+    // SAFETY: sigemptyset/sigaddset initialize `set`, which lives on this stack frame.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+    }
+    // SAFETY: `set` is initialized; the old mask is not needed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(set)
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` was initialized by block_termination_signals; `signal` is a valid out-pointer.
+    unsafe { libc::sigwait(set, &mut signal) };
+    signal
+}
+
+/// The cluster id, made once and kept in the data directory (like Kafka's meta.properties).
+fn cluster_id(config: &BrokerConfig) -> io::Result<String> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let path = config.data_dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(id) = crate::config::parse_properties(&text).get("cluster.id") {
+            return Ok(id.clone());
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..22].to_string();
+    std::fs::write(
+        &path,
+        format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id),
+    )?;
+    Ok(id)
+}

@@ -1,0 +1,202 @@
+//! One client connection: read size-prefixed request frames, dispatch each to its API handler,
+//! write the responses back in order.
+//!
+//! Requests on one connection are handled one at a time, in order (Kafka's per-connection
+//! ordering guarantee). Every length read from the wire is checked before anything is allocated
+//! for it: a frame larger than `socket.request.max.bytes`, a negative size, a header that does
+//! not parse or an API the broker does not speak closes the connection, as Kafka does.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use corelog_engine::runtime::ops::{self, Pipe};
+
+use crate::broker::shard;
+use crate::handlers::{self, Part, Reply, Request};
+
+/// Bytes read from the socket per receive.
+const RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// Smallest valid request: api key, api version, correlation id (2 + 2 + 4 bytes).
+const MIN_REQUEST_BYTES: usize = 8;
+
+/// Why a connection was closed (logged at debug level).
+#[derive(Debug)]
+pub enum CloseReason {
+    Io(std::io::Error),
+    FrameTooLarge(i32),
+    BadHeader(String),
+    Protocol(String),
+}
+
+struct FrameReader {
+    fd: RawFd,
+    recv_buf: Vec<u8>,
+    pending: BytesMut,
+}
+
+impl FrameReader {
+    /// The next request frame (without its size prefix), `Ok(None)` on a clean end of stream.
+    async fn next_frame(&mut self, max_bytes: usize) -> Result<Option<Bytes>, CloseReason> {
+        if !self.fill(4).await? {
+            return Ok(None);
+        }
+        let size = i32::from_be_bytes(self.pending[..4].try_into().expect("4 bytes"));
+        if size < MIN_REQUEST_BYTES as i32 || size as usize > max_bytes {
+            return Err(CloseReason::FrameTooLarge(size));
+        }
+        if !self.fill(4 + size as usize).await? {
+            return Err(CloseReason::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.pending.advance(4);
+        Ok(Some(self.pending.split_to(size as usize).freeze()))
+    }
+
+    /// Reads until `want` bytes are pending; false if the peer closed first.
+    async fn fill(&mut self, want: usize) -> Result<bool, CloseReason> {
+        while self.pending.len() < want {
+            let buf = std::mem::take(&mut self.recv_buf);
+            let (result, buf) = ops::recv(self.fd, buf).await;
+            self.recv_buf = buf;
+            let n = result.map_err(CloseReason::Io)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.pending.extend_from_slice(&self.recv_buf[..n]);
+        }
+        Ok(true)
+    }
+}
+
+/// Serves one connection until the peer closes it or sends something unacceptable.
+pub async fn serve(conn: OwnedFd) {
+    let fd = conn.as_raw_fd();
+    let max_frame_bytes = shard().broker.config.socket_request_max_bytes as usize;
+    let mut reader = FrameReader {
+        fd,
+        recv_buf: vec![0; RECV_BUFFER_BYTES],
+        pending: BytesMut::new(),
+    };
+    let mut pipe: Option<Pipe> = None;
+    loop {
+        let frame = match reader.next_frame(max_frame_bytes).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(reason) => {
+                tracing::debug!(?reason, "closing connection");
+                return;
+            }
+        };
+        let result = handle_frame(frame).await;
+        let sent = match result {
+            Ok(Some((header, reply))) => send_reply(fd, header, reply, &mut pipe).await,
+            Ok(None) => Ok(()),
+            Err(reason) => {
+                tracing::debug!(?reason, "closing connection");
+                return;
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "closing connection: send failed");
+            return;
+        }
+    }
+}
+
+/// Decodes the request header, runs the handler, and encodes the response header.
+async fn handle_frame(mut frame: Bytes) -> Result<Option<(Bytes, Reply)>, CloseReason> {
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+    let key = ApiKey::try_from(api_key)
+        .map_err(|_| CloseReason::BadHeader(format!("unknown api key {api_key}")))?;
+    let header_version = key.request_header_version(api_version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| CloseReason::BadHeader(e.to_string()))?;
+    let correlation_id = header.correlation_id;
+    let request = Request {
+        key,
+        version: api_version,
+        header,
+        body: frame,
+    };
+    let reply = handlers::dispatch(request)
+        .await
+        .map_err(CloseReason::Protocol)?;
+    if matches!(reply, Reply::None) {
+        return Ok(None);
+    }
+    let response_header_version = if handlers::answers_in_v0(key, api_version) {
+        0
+    } else {
+        key.response_header_version(api_version)
+    };
+    let mut buf = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, response_header_version)
+        .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+    Ok(Some((buf.freeze(), reply)))
+}
+
+/// Writes `size | header | body`, sending file ranges of the body with splice (zero-copy).
+async fn send_reply(
+    fd: RawFd,
+    header: Bytes,
+    reply: Reply,
+    pipe: &mut Option<Pipe>,
+) -> std::io::Result<()> {
+    match reply {
+        Reply::None => Ok(()),
+        Reply::Body(body) => {
+            let mut out = BytesMut::with_capacity(4 + header.len() + body.len());
+            out.put_i32((header.len() + body.len()) as i32);
+            out.put_slice(&header);
+            out.put_slice(&body);
+            let (result, _) = ops::send_all(fd, Vec::from(out)).await;
+            result
+        }
+        Reply::Parts(parts) => {
+            let body_len: usize = parts.iter().map(Part::len).sum();
+            let mut head = BytesMut::with_capacity(4 + header.len());
+            head.put_i32((header.len() + body_len) as i32);
+            head.put_slice(&header);
+            let mut pending = Vec::from(head);
+            for part in parts {
+                match part {
+                    Part::Bytes(b) => pending.extend_from_slice(&b),
+                    Part::File(range) => {
+                        if !pending.is_empty() {
+                            let (result, _) = ops::send_all(fd, std::mem::take(&mut pending)).await;
+                            result?;
+                        }
+                        if pipe.is_none() {
+                            *pipe = Some(Pipe::new()?);
+                        }
+                        let p = pipe.as_ref().expect("pipe created");
+                        let sent = ops::send_file_range(
+                            fd,
+                            range.file.raw_fd(),
+                            range.position,
+                            range.len as usize,
+                            p,
+                        )
+                        .await?;
+                        if sent != range.len as usize {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "segment shorter than its range",
+                            ));
+                        }
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                let (result, _) = ops::send_all(fd, pending).await;
+                result?;
+            }
+            Ok(())
+        }
+    }
+}

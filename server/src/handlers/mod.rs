@@ -1,0 +1,134 @@
+//! One file per Kafka API; this module holds what they share: the request and reply types, the
+//! dispatch table and the versions advertised in ApiVersions.
+//!
+//! A handler decodes its own request body (`kafka-protocol`), does the work (fanning partitions
+//! out to their owner shards), and returns a [`Reply`]. An `Err` closes the connection: that is
+//! what Kafka does with a request it cannot parse.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use corelog_engine::log::FileRange;
+
+pub mod api_versions;
+pub mod metadata;
+
+/// A decoded request header and the still-encoded body.
+pub struct Request {
+    pub key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: Bytes,
+}
+
+impl Request {
+    /// Decodes the body as `T` at the request's version.
+    pub fn decode<T: Decodable>(&mut self) -> Result<T, String> {
+        T::decode(&mut self.body, self.version)
+            .map_err(|e| format!("{:?} v{}: {e}", self.key, self.version))
+    }
+}
+
+/// A piece of a response body: bytes, or a range of a segment file sent with splice.
+pub enum Part {
+    Bytes(Bytes),
+    File(FileRange),
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Bytes(b) => b.len(),
+            Part::File(r) => r.len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a handler answers.
+pub enum Reply {
+    /// No response (Produce with acks=0).
+    None,
+    /// An encoded response body.
+    Body(BytesMut),
+    /// A response body made of bytes and zero-copy file ranges.
+    Parts(Vec<Part>),
+}
+
+/// Encodes a response body at `version`.
+pub fn encode<T: Encodable>(response: &T, version: i16) -> Result<Reply, String> {
+    let mut buf = BytesMut::new();
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| format!("encoding response v{version}: {e}"))?;
+    Ok(Reply::Body(buf))
+}
+
+/// The APIs this broker speaks and the version range it advertises for each.
+pub fn supported() -> Vec<(ApiKey, i16, i16)> {
+    vec![
+        (
+            ApiKey::ApiVersions,
+            api_versions::MIN_VERSION,
+            api_versions::MAX_VERSION,
+        ),
+        (
+            ApiKey::Metadata,
+            metadata::MIN_VERSION,
+            metadata::MAX_VERSION,
+        ),
+    ]
+}
+
+/// Whether the response to this request must use response header v0 regardless of the
+/// version: ApiVersions always does (KIP-511: a client may not yet know the broker's versions).
+pub fn answers_in_v0(key: ApiKey, _version: i16) -> bool {
+    key == ApiKey::ApiVersions
+}
+
+pub async fn dispatch(request: Request) -> Result<Reply, String> {
+    let (key, version) = (request.key, request.version);
+    if key != ApiKey::ApiVersions {
+        let advertised = supported().into_iter().find(|(k, _, _)| *k == key);
+        match advertised {
+            Some((_, min, max)) if (min..=max).contains(&version) => {}
+            _ => return Err(format!("{key:?} v{version} is not supported")),
+        }
+    }
+    match key {
+        ApiKey::ApiVersions => api_versions::handle(request).await,
+        ApiKey::Metadata => metadata::handle(request).await,
+        _ => Err(format!("{key:?} is not supported")),
+    }
+}
+
+/// Kafka error codes used by the handlers.
+pub mod error {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const INVALID_CONFIG: i16 = 40;
+    pub const POLICY_VIOLATION: i16 = 44;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const INVALID_RECORD: i16 = 87;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const RECORD_BATCH_TOO_LARGE: i16 = 18;
+}

@@ -1,0 +1,243 @@
+//! Topic lifecycle shared by the admin APIs and auto-creation: validate, record in the
+//! metadata store, then open (or delete) each partition's log on the shard that owns it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use corelog_engine::storage::is_valid_topic_name;
+
+use crate::broker::{open_owned_partitions, shard};
+use crate::handlers::error;
+use crate::metadata::{MetadataError, TopicMeta};
+
+/// Topic-level configs Kafka knows. Those that change corelog's behaviour are applied (see
+/// `broker::topic_log_config`); the others are stored and reported back as set.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// A Kafka error code and message for a refused topic operation.
+pub type TopicError = (i16, String);
+
+/// Checks a topic config key and value; Kafka answers INVALID_CONFIG otherwise.
+pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
+    if !TOPIC_CONFIG_KEYS.contains(&key) {
+        return Err((
+            error::INVALID_CONFIG,
+            format!("Unknown topic config name: {key}"),
+        ));
+    }
+    let bad = |what: &str| {
+        Err((
+            error::INVALID_CONFIG,
+            format!("Invalid value {value} for configuration {key}: {what}"),
+        ))
+    };
+    match key {
+        "segment.bytes" => match value.parse::<u32>() {
+            Ok(v)
+                if (corelog_engine::log::MIN_SEGMENT_BYTES
+                    ..=corelog_engine::log::MAX_SEGMENT_BYTES)
+                    .contains(&v) =>
+            {
+                Ok(())
+            }
+            _ => bad("must be between 14 and 2147483647"),
+        },
+        "segment.ms"
+        | "flush.messages"
+        | "flush.ms"
+        | "retention.ms"
+        | "retention.bytes"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms"
+        | "file.delete.delay.ms"
+        | "segment.jitter.ms"
+        | "local.retention.ms"
+        | "local.retention.bytes"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms" => value
+            .parse::<i64>()
+            .map(|_| ())
+            .or_else(|_| bad("not a number")),
+        "index.interval.bytes"
+        | "max.message.bytes"
+        | "min.insync.replicas"
+        | "segment.index.bytes" => match value.parse::<i32>() {
+            Ok(v) if v >= 1 || (key == "index.interval.bytes" && v == 0) => Ok(()),
+            _ => bad("must be a positive number"),
+        },
+        "message.timestamp.type" => crate::config::parse_timestamp_type(value)
+            .map(|_| ())
+            .map_err(|e| (error::INVALID_CONFIG, e)),
+        "cleanup.policy" => {
+            if value
+                .split(',')
+                .all(|p| matches!(p.trim(), "delete" | "compact"))
+            {
+                Ok(())
+            } else {
+                bad("must be delete, compact or both")
+            }
+        }
+        "unclean.leader.election.enable"
+        | "preallocate"
+        | "message.downconversion.enable"
+        | "remote.storage.enable" => match value {
+            "true" | "false" => Ok(()),
+            _ => bad("must be true or false"),
+        },
+        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => bad("must be between 0 and 1"),
+        },
+        "compression.type" => match value {
+            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
+            _ => bad("unknown compression type"),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn metadata_error(e: MetadataError) -> TopicError {
+    match e {
+        MetadataError::TopicAlreadyExists => {
+            (error::TOPIC_ALREADY_EXISTS, "Topic already exists.".into())
+        }
+        MetadataError::UnknownTopic => (
+            error::UNKNOWN_TOPIC_OR_PARTITION,
+            "This server does not host this topic.".into(),
+        ),
+        MetadataError::InvalidPartitions(m) => (error::INVALID_PARTITIONS, m),
+        MetadataError::Storage(m) => (error::KAFKA_STORAGE_ERROR, m),
+    }
+}
+
+/// Validates a CreateTopics-style request without creating anything.
+pub fn validate_new_topic(
+    name: &str,
+    partitions: u32,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), TopicError> {
+    if !is_valid_topic_name(name) {
+        return Err((
+            error::INVALID_TOPIC_EXCEPTION,
+            format!("Topic name {name:?} is illegal"),
+        ));
+    }
+    if partitions == 0 || partitions > crate::metadata::MAX_PARTITIONS_PER_TOPIC {
+        return Err((
+            error::INVALID_PARTITIONS,
+            format!("Number of partitions {partitions} is invalid"),
+        ));
+    }
+    for (k, v) in configs {
+        validate_config(k, v)?;
+    }
+    Ok(())
+}
+
+/// Opens partitions `from..topic.partitions` on every shard (each opens the ones it owns).
+async fn open_everywhere(topic: Arc<TopicMeta>, from: u32) -> Result<(), TopicError> {
+    let broker = shard().broker.clone();
+    let mut opened = Vec::new();
+    for s in 0..broker.shard_count() {
+        let topic = topic.clone();
+        opened.push(broker.router().spawn_on(s, move || async move {
+            open_owned_partitions(&shard(), &topic, from).map_err(|e| e.to_string())
+        }));
+    }
+    for o in opened {
+        o.await.map_err(|e| (error::KAFKA_STORAGE_ERROR, e))?;
+    }
+    Ok(())
+}
+
+/// Creates a topic and its partition logs.
+pub async fn create(
+    name: &str,
+    partitions: u32,
+    configs: BTreeMap<String, String>,
+) -> Result<Arc<TopicMeta>, TopicError> {
+    validate_new_topic(name, partitions, &configs)?;
+    let broker = shard().broker.clone();
+    let topic = broker
+        .metadata
+        .create_topic(name, partitions, configs)
+        .map_err(metadata_error)?;
+    open_everywhere(topic.clone(), 0).await?;
+    tracing::info!(topic = name, partitions, "created topic");
+    Ok(topic)
+}
+
+/// Deletes a topic: its metadata first (so no new request finds it), then every partition's
+/// files on its owner shard.
+pub async fn delete(name: &str) -> Result<Arc<TopicMeta>, TopicError> {
+    let broker = shard().broker.clone();
+    let topic = broker.metadata.delete_topic(name).map_err(metadata_error)?;
+    let mut deleted = Vec::new();
+    for s in 0..broker.shard_count() {
+        let topic = topic.clone();
+        deleted.push(broker.router().spawn_on(s, move || async move {
+            let state = shard();
+            for p in 0..topic.partitions {
+                if crate::broker::owner_of(&state.broker, &topic.name, p) == state.id {
+                    state
+                        .storage
+                        .delete_partition(&topic.name, p)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for d in deleted {
+        d.await.map_err(|e| (error::KAFKA_STORAGE_ERROR, e))?;
+    }
+    tracing::info!(topic = name, "deleted topic");
+    Ok(topic)
+}
+
+/// Raises a topic's partition count. Existing partitions (and so the key → partition mapping of
+/// the existing count) are untouched; new partitions start empty.
+pub async fn add_partitions(name: &str, count: u32) -> Result<Arc<TopicMeta>, TopicError> {
+    let broker = shard().broker.clone();
+    let before = broker.metadata.snapshot().topic(name).map(|t| t.partitions);
+    let topic = broker
+        .metadata
+        .set_partition_count(name, count)
+        .map_err(metadata_error)?;
+    open_everywhere(topic.clone(), before.unwrap_or(0)).await?;
+    Ok(topic)
+}
