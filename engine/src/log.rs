@@ -541,6 +541,55 @@ impl PartitionLog {
         })
     }
 
+    /// Calls `f` with the header of every written batch whose last offset is `>= from_offset`,
+    /// in offset order. Reads with blocking `pread`s: this is for start-up work such as rebuilding
+    /// producer state after a snapshot, never for the request path (which uses the ring).
+    pub fn for_each_batch_header(
+        &self,
+        from_offset: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> io::Result<()> {
+        let mut buf = [0u8; batch::BATCH_HEADER_BYTES];
+        for (i, seg) in self.segments.iter().enumerate() {
+            if seg.next_offset <= from_offset {
+                continue;
+            }
+            let end = self.segment_written_end(i);
+            let mut position = if from_offset > seg.base_offset {
+                seg.index
+                    .floor_by_offset(seg.relative(from_offset))
+                    .map_or(0, |e| e.position)
+            } else {
+                0
+            };
+            while position < end {
+                let corrupt = || {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "no batch header at byte {position} of segment {}",
+                            seg.base_offset
+                        ),
+                    )
+                };
+                if ((end - position) as usize) < batch::BATCH_HEADER_BYTES {
+                    return Err(corrupt());
+                }
+                seg.file.read_exact_at(&mut buf, position as u64)?;
+                let header = BatchHeader::parse(&buf).map_err(|_| corrupt())?;
+                let next = position as u64 + header.total_bytes() as u64;
+                if next > end as u64 {
+                    return Err(corrupt());
+                }
+                if header.last_offset() >= from_offset {
+                    f(&header);
+                }
+                position = next as u32;
+            }
+        }
+        Ok(())
+    }
+
     /// How far segment `i` is written: the whole segment unless the written mark lies in it.
     pub fn segment_written_end(&self, i: usize) -> u32 {
         let seg = &self.segments[i];

@@ -639,3 +639,35 @@ fn a_segment_ending_short_of_the_next_one_cuts_the_log_there() {
         .collect();
     assert_eq!(got, kept);
 }
+
+#[test]
+fn batch_headers_are_walked_from_an_offset_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime::block_on(async {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (p, _) = storage
+            .open_partition("walk", 0, small_segments())
+            .unwrap();
+        let stored = append_batches(&p, 120, AckPoint::Written).await;
+        assert!(p.log().segments().len() > 3);
+        let all: Vec<_> = stored.iter().map(|b| validate_batch(b).unwrap()).collect();
+        let mut seen = Vec::new();
+        p.log()
+            .for_each_batch_header(0, |h| seen.push(*h))
+            .unwrap();
+        assert_eq!(seen, all);
+        // From an offset inside a batch in a later segment: that batch and everything after.
+        let mid = &all[77];
+        let from = mid.base_offset + i64::from(mid.last_offset_delta);
+        let mut seen = Vec::new();
+        p.log()
+            .for_each_batch_header(from, |h| seen.push(*h))
+            .unwrap();
+        assert_eq!(seen, all[77..].to_vec());
+        // From the log end: nothing.
+        let end = p.log().log_end_offset();
+        let mut count = 0;
+        p.log().for_each_batch_header(end, |_| count += 1).unwrap();
+        assert_eq!(count, 0);
+    });
+}

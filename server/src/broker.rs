@@ -22,6 +22,8 @@ use corelog_engine::storage::ShardStorage;
 use crate::config::{parse_timestamp_type, BrokerConfig};
 use crate::connection;
 use crate::metadata::{MetadataStore, TopicMeta};
+use crate::producer_ids::ProducerIdAllocator;
+use crate::producer_state::ShardProducers;
 
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -35,6 +37,8 @@ pub struct BrokerContext {
     pub shutting_down: AtomicBool,
     /// The cluster id reported in Metadata and DescribeCluster.
     pub cluster_id: String,
+    /// Producer ids for InitProducerId, unique across restarts.
+    pub producer_ids: ProducerIdAllocator,
 }
 
 impl BrokerContext {
@@ -97,6 +101,8 @@ pub struct ShardState {
     pub id: usize,
     pub storage: Rc<ShardStorage>,
     pub broker: Arc<BrokerContext>,
+    /// Idempotent-producer state of the partitions this shard owns.
+    pub producers: ShardProducers,
 }
 
 thread_local! {
@@ -149,9 +155,10 @@ pub fn open_owned_partitions(
     let config = state.broker.log_config(topic);
     for p in from_partition..topic.partitions {
         if owner_of(&state.broker, &topic.name, p) == state.id {
-            let (_, report) = state
+            let (log, report) = state
                 .storage
                 .open_partition(&topic.name, p, config.clone())?;
+            state.producers.open(&topic.name, p, &log)?;
             if report.truncated_bytes > 0 || report.removed_segments > 0 {
                 tracing::warn!(topic = %topic.name, partition = p, ?report, "recovered a damaged log tail");
             }
@@ -166,6 +173,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
     let metadata = MetadataStore::load(&config.data_dir)?;
     let broker = Arc::new(BrokerContext {
         cluster_id: cluster_id(&config)?,
+        producer_ids: ProducerIdAllocator::open(&config.data_dir)?,
         config,
         metadata,
         router: OnceLock::new(),
@@ -206,6 +214,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
             }
             state.storage.flush_all().await;
             state.storage.quiesce().await;
+            state.producers.snapshot_all(&state.storage);
         }));
     }
     for f in flushed {
@@ -223,6 +232,7 @@ async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
         id,
         storage,
         broker: broker.clone(),
+        producers: ShardProducers::default(),
     });
     SHARD_STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
     for topic in broker.metadata.snapshot().topics() {

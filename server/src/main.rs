@@ -8,6 +8,8 @@ mod config;
 mod connection;
 mod handlers;
 mod metadata;
+mod producer_ids;
+mod producer_state;
 mod topics;
 
 use std::path::PathBuf;

@@ -213,6 +213,7 @@ pub async fn delete(name: &str) -> Result<Arc<TopicMeta>, TopicError> {
             let state = shard();
             for p in 0..topic.partitions {
                 if crate::broker::owner_of(&state.broker, &topic.name, p) == state.id {
+                    state.producers.remove(&topic.name, p);
                     state
                         .storage
                         .delete_partition(&topic.name, p)

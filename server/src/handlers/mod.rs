@@ -12,7 +12,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use corelog_engine::log::FileRange;
 
 pub mod api_versions;
+pub mod init_producer_id;
 pub mod metadata;
+pub mod produce;
 
 /// A decoded request header and the still-encoded body.
 pub struct Request {
@@ -81,6 +83,12 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             metadata::MIN_VERSION,
             metadata::MAX_VERSION,
         ),
+        (ApiKey::Produce, produce::MIN_VERSION, produce::MAX_VERSION),
+        (
+            ApiKey::InitProducerId,
+            init_producer_id::MIN_VERSION,
+            init_producer_id::MAX_VERSION,
+        ),
     ]
 }
 
@@ -102,6 +110,8 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
     match key {
         ApiKey::ApiVersions => api_versions::handle(request).await,
         ApiKey::Metadata => metadata::handle(request).await,
+        ApiKey::Produce => produce::handle(request).await,
+        ApiKey::InitProducerId => init_producer_id::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -126,6 +136,8 @@ pub mod error {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const NOT_COORDINATOR: i16 = 16;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INVALID_RECORD: i16 = 87;
