@@ -645,16 +645,12 @@ fn batch_headers_are_walked_from_an_offset_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     runtime::block_on(async {
         let storage = ShardStorage::new(dir.path()).unwrap();
-        let (p, _) = storage
-            .open_partition("walk", 0, small_segments())
-            .unwrap();
+        let (p, _) = storage.open_partition("walk", 0, small_segments()).unwrap();
         let stored = append_batches(&p, 120, AckPoint::Written).await;
         assert!(p.log().segments().len() > 3);
         let all: Vec<_> = stored.iter().map(|b| validate_batch(b).unwrap()).collect();
         let mut seen = Vec::new();
-        p.log()
-            .for_each_batch_header(0, |h| seen.push(*h))
-            .unwrap();
+        p.log().for_each_batch_header(0, |h| seen.push(*h)).unwrap();
         assert_eq!(seen, all);
         // From an offset inside a batch in a later segment: that batch and everything after.
         let mid = &all[77];

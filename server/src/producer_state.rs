@@ -174,7 +174,11 @@ impl PartitionProducers {
     /// Sets the append time of a recorded batch (known only once a LogAppendTime append ran).
     pub fn set_log_append_time(&mut self, producer_id: i64, base_offset: i64, time_ms: i64) {
         if let Some(entry) = self.producers.get_mut(&producer_id) {
-            for b in entry.batches.iter_mut().filter(|b| b.base_offset == base_offset) {
+            for b in entry
+                .batches
+                .iter_mut()
+                .filter(|b| b.base_offset == base_offset)
+            {
                 b.log_append_time = time_ms;
             }
         }
@@ -186,13 +190,12 @@ impl PartitionProducers {
         if !header.has_producer_id() || header.is_control() || header.base_sequence < 0 {
             return;
         }
-        let log_append_time = if header.timestamp_type()
-            == corelog_engine::batch::TimestampType::LogAppendTime
-        {
-            header.max_timestamp
-        } else {
-            -1
-        };
+        let log_append_time =
+            if header.timestamp_type() == corelog_engine::batch::TimestampType::LogAppendTime {
+                header.max_timestamp
+            } else {
+                -1
+            };
         self.record(
             header.producer_id,
             header.producer_epoch,

@@ -24,6 +24,7 @@ const MESSAGE_TOO_LARGE: i16 = 10;
 const NOT_COORDINATOR: i16 = 16;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const INVALID_REQUIRED_ACKS: i16 = 21;
+const INVALID_REQUEST: i16 = 42;
 const INVALID_TIMESTAMP: i16 = 32;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -37,7 +38,12 @@ fn batch(records: usize, seed: u8) -> Vec<u8> {
 fn batch_at(records: usize, seed: u8, timestamp: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(timestamp);
     for i in 0..records {
-        b.push_record(Some(&[seed, i as u8][..]), Some(&[seed; 40][..]), &[], timestamp);
+        b.push_record(
+            Some(&[seed, i as u8][..]),
+            Some(&[seed; 40][..]),
+            &[],
+            timestamp,
+        );
     }
     b.build()
 }
@@ -83,7 +89,10 @@ fn produce_one(
     partition: i32,
     records: Vec<u8>,
 ) -> PartitionProduceResponse {
-    let response = c.call(PRODUCE_VERSION, &produce(acks, &[(topic, partition, Some(records))]));
+    let response = c.call(
+        PRODUCE_VERSION,
+        &produce(acks, &[(topic, partition, Some(records))]),
+    );
     assert_eq!(response.responses.len(), 1);
     assert_eq!(response.responses[0].partition_responses.len(), 1);
     response.responses[0].partition_responses[0].clone()
@@ -91,6 +100,7 @@ fn produce_one(
 
 fn init_producer_id(c: &mut Client) -> (i64, i16) {
     let mut r = InitProducerIdRequest::default();
+    r.transactional_id = None;
     r.transaction_timeout_ms = 60_000;
     r.producer_id = kafka_protocol::messages::ProducerId(-1);
     r.producer_epoch = -1;
@@ -124,9 +134,14 @@ fn acks_0_1_and_all_round_trip_through_the_log() {
     // acks=all (durable) and acks=0 (no response at all) to partition 0.
     let a = produce_one(&mut c, -1, "rt", 0, batch(2, 9));
     assert_eq!((a.error_code, a.base_offset), (NONE, 3));
-    let correlation = c.send(PRODUCE_VERSION, &produce(0, &[("rt", 0, Some(batch(1, 10)))]));
+    let correlation = c.send(
+        PRODUCE_VERSION,
+        &produce(0, &[("rt", 0, Some(batch(1, 10)))]),
+    );
     // The next response on the connection is the Metadata one: acks=0 got none.
-    let metadata = c.send(9, &MetadataRequest::default());
+    let mut all_topics = MetadataRequest::default();
+    all_topics.topics = None;
+    let metadata = c.send(9, &all_topics);
     assert!(metadata > correlation);
     let m = c.receive::<MetadataRequest>(9, metadata);
     assert_eq!(m.topics.len(), 1);
@@ -142,7 +157,10 @@ fn acks_0_1_and_all_round_trip_through_the_log() {
     for p in 1..4u32 {
         let headers = log_batches(dir.path(), "rt", p);
         assert_eq!(headers.len(), 1, "partition {p}");
-        assert_eq!(headers[0].crc, validate_batch(&sent[p as usize]).unwrap().crc);
+        assert_eq!(
+            headers[0].crc,
+            validate_batch(&sent[p as usize]).unwrap().crc
+        );
     }
 }
 
@@ -172,12 +190,27 @@ fn refused_batches_get_kafka_error_codes_and_leave_the_log_untouched() {
         produce_one(c, acks, topic, partition, records).error_code
     };
     // acks other than -1, 0, 1.
-    assert_eq!(code(&mut c, 2, "plain", 0, batch(1, 1)), INVALID_REQUIRED_ACKS);
-    assert_eq!(code(&mut c, -2, "plain", 0, batch(1, 1)), INVALID_REQUIRED_ACKS);
+    assert_eq!(
+        code(&mut c, 2, "plain", 0, batch(1, 1)),
+        INVALID_REQUIRED_ACKS
+    );
+    assert_eq!(
+        code(&mut c, -2, "plain", 0, batch(1, 1)),
+        INVALID_REQUIRED_ACKS
+    );
     // Unknown topic and partition.
-    assert_eq!(code(&mut c, 1, "nope", 0, batch(1, 1)), UNKNOWN_TOPIC_OR_PARTITION);
-    assert_eq!(code(&mut c, 1, "plain", 2, batch(1, 1)), UNKNOWN_TOPIC_OR_PARTITION);
-    assert_eq!(code(&mut c, 1, "plain", -1, batch(1, 1)), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        code(&mut c, 1, "nope", 0, batch(1, 1)),
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        code(&mut c, 1, "plain", 2, batch(1, 1)),
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        code(&mut c, 1, "plain", -1, batch(1, 1)),
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
     // A flipped byte: CRC mismatch.
     let mut corrupt = batch(2, 1);
     let last = corrupt.len() - 1;
@@ -199,7 +232,12 @@ fn refused_batches_get_kafka_error_codes_and_leave_the_log_untouched() {
     let control = BatchBuilder::new(now_ms())
         .producer(5, 0, 0)
         .control(true)
-        .record(Some(&[0, 0, 0, 0][..]), Some(&[0, 0, 0, 0, 0, 0][..]), &[], now_ms())
+        .record(
+            Some(&[0, 0, 0, 0][..]),
+            Some(&[0, 0, 0, 0, 0, 0][..]),
+            &[],
+            now_ms(),
+        )
         .build();
     assert_eq!(code(&mut c, 1, "plain", 0, control), INVALID_RECORD);
     let offset_set = BatchBuilder::new(now_ms())
@@ -213,19 +251,34 @@ fn refused_batches_get_kafka_error_codes_and_leave_the_log_untouched() {
     assert!(big.len() > 300);
     assert_eq!(code(&mut c, 1, "small", 0, big), MESSAGE_TOO_LARGE);
     // min.insync.replicas 2 on one node: acks=all refused, acks=1 fine.
-    assert_eq!(code(&mut c, -1, "isr2", 0, batch(1, 1)), NOT_ENOUGH_REPLICAS);
+    assert_eq!(
+        code(&mut c, -1, "isr2", 0, batch(1, 1)),
+        NOT_ENOUGH_REPLICAS
+    );
     assert_eq!(code(&mut c, 1, "isr2", 0, batch(1, 1)), NONE);
     // Timestamps outside message.timestamp.before/after.max.ms.
     let hour = 3_600_000;
-    assert_eq!(code(&mut c, 1, "recent", 0, batch_at(1, 1, now_ms() - 2 * hour)), INVALID_TIMESTAMP);
-    assert_eq!(code(&mut c, 1, "recent", 0, batch_at(1, 1, now_ms() + 2 * hour)), INVALID_TIMESTAMP);
-    assert_eq!(code(&mut c, 1, "recent", 0, batch_at(1, 1, now_ms() - hour / 2)), NONE);
+    assert_eq!(
+        code(&mut c, 1, "recent", 0, batch_at(1, 1, now_ms() - 2 * hour)),
+        INVALID_TIMESTAMP
+    );
+    assert_eq!(
+        code(&mut c, 1, "recent", 0, batch_at(1, 1, now_ms() + 2 * hour)),
+        INVALID_TIMESTAMP
+    );
+    assert_eq!(
+        code(&mut c, 1, "recent", 0, batch_at(1, 1, now_ms() - hour / 2)),
+        NONE
+    );
     // Without the settings any timestamp goes.
     assert_eq!(code(&mut c, 1, "plain", 1, batch_at(1, 1, 1)), NONE);
 
     // acks=0 with a refused batch: no response, the connection is closed (as Kafka does).
     let mut c0 = broker.client();
-    c0.send(PRODUCE_VERSION, &produce(0, &[("nope", 0, Some(batch(1, 1)))]));
+    c0.send(
+        PRODUCE_VERSION,
+        &produce(0, &[("nope", 0, Some(batch(1, 1)))]),
+    );
     assert!(c0.is_closed_within(Duration::from_secs(10)));
     // Produce v0-v2 are advertised (librdkafka) but refused by closing the connection.
     let mut old = broker.client();
@@ -290,6 +343,8 @@ fn idempotent_producers_get_duplicates_answered_and_gaps_and_old_epochs_refused(
     r.transactional_id = Some(TransactionalId(StrBytes::from_static_str("tx")));
     r.transaction_timeout_ms = 60_000;
     assert_eq!(c.call(4, &r).error_code, NOT_COORDINATOR);
+    r.transactional_id = Some(TransactionalId(StrBytes::from_static_str("")));
+    assert_eq!(c.call(4, &r).error_code, INVALID_REQUEST);
 
     broker.stop();
     let headers = log_batches(dir.path(), "idem", 0);
@@ -326,7 +381,11 @@ fn producer_state_survives_restarts_and_crashes() {
     broker.restart();
     let mut c = broker.client();
     let a = produce_one(&mut c, -1, "durable", 0, producer_batch(pid, 0, 0, 4));
-    assert_eq!((a.error_code, a.base_offset), (NONE, 0), "duplicate after restart");
+    assert_eq!(
+        (a.error_code, a.base_offset),
+        (NONE, 0),
+        "duplicate after restart"
+    );
     let a = produce_one(&mut c, -1, "durable", 0, producer_batch(pid, 0, 6, 1));
     assert_eq!(a.error_code, OUT_OF_ORDER_SEQUENCE_NUMBER);
     let a = produce_one(&mut c, -1, "durable", 0, producer_batch(pid, 0, 4, 2));
@@ -340,7 +399,11 @@ fn producer_state_survives_restarts_and_crashes() {
     broker.restart();
     let mut c = broker.client();
     let a = produce_one(&mut c, -1, "durable", 0, producer_batch(pid, 0, 4, 2));
-    assert_eq!((a.error_code, a.base_offset), (NONE, 4), "duplicate after a crash");
+    assert_eq!(
+        (a.error_code, a.base_offset),
+        (NONE, 4),
+        "duplicate after a crash"
+    );
     let a = produce_one(&mut c, -1, "durable", 1, producer_batch(pid, 0, 0, 4));
     assert_eq!((a.error_code, a.base_offset), (NONE, 0));
     let a = produce_one(&mut c, -1, "durable", 0, producer_batch(pid, 0, 6, 1));

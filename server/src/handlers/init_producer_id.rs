@@ -5,7 +5,8 @@
 //! transaction coordinator does). Ids come from the broker-wide block allocator
 //! ([`crate::producer_ids`]) and are never reused, across restarts too.
 //!
-//! Transactions are not served yet: a request with a transactional id is answered
+//! An empty transactional id is INVALID_REQUEST, as Kafka's coordinator answers. Transactions
+//! are not served yet: a request with a transactional id is answered
 //! NOT_COORDINATOR, what a Kafka broker answers when it is not the coordinator of that id (and
 //! FindCoordinator is not advertised, so a client never learns of another one).
 
@@ -26,9 +27,17 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
-    if body.transactional_id.is_some() {
-        response.error_code = error::NOT_COORDINATOR;
-        return encode(&response, request.version);
+    match body.transactional_id {
+        None => {}
+        // Kafka's coordinator refuses an empty transactional id as an invalid request.
+        Some(id) if id.is_empty() => {
+            response.error_code = error::INVALID_REQUEST;
+            return encode(&response, request.version);
+        }
+        Some(_) => {
+            response.error_code = error::NOT_COORDINATOR;
+            return encode(&response, request.version);
+        }
     }
     match shard().broker.producer_ids.next_id() {
         Ok(id) => {

@@ -138,6 +138,7 @@ pub mod error {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const NOT_COORDINATOR: i16 = 16;
+    pub const INVALID_REQUEST: i16 = 42;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INVALID_RECORD: i16 = 87;

@@ -217,7 +217,8 @@ async fn append_partition(
             "This server does not host this topic-partition.",
         );
     };
-    let one_batch = "Produce requests with version 3 and above may only contain exactly one record batch";
+    let one_batch =
+        "Produce requests with version 3 and above may only contain exactly one record batch";
     let records = match records {
         Some(r) if !r.is_empty() => r,
         _ => return Outcome::error(error::INVALID_RECORD, one_batch),

@@ -236,7 +236,9 @@ impl Client {
                 ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
             ),
         };
-        self.stream.set_read_timeout(Some(RESPONSE_TIMEOUT)).unwrap();
+        self.stream
+            .set_read_timeout(Some(RESPONSE_TIMEOUT))
+            .unwrap();
         closed
     }
 
