@@ -243,10 +243,13 @@ impl PartitionProducers {
     }
 }
 
+/// One partition's producer state, shared by the requests the shard runs for it.
+pub type SharedProducers = Rc<RefCell<PartitionProducers>>;
+
 /// A shard's producer state, by partition.
 #[derive(Default)]
 pub struct ShardProducers {
-    table: RefCell<HashMap<(String, u32), Rc<RefCell<PartitionProducers>>>>,
+    table: RefCell<HashMap<(String, u32), SharedProducers>>,
 }
 
 impl ShardProducers {
@@ -263,7 +266,7 @@ impl ShardProducers {
         Ok(())
     }
 
-    pub fn get(&self, topic: &str, partition: u32) -> Option<Rc<RefCell<PartitionProducers>>> {
+    pub fn get(&self, topic: &str, partition: u32) -> Option<SharedProducers> {
         self.table
             .borrow()
             .get(&(topic.to_string(), partition))

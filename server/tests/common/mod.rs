@@ -131,9 +131,12 @@ impl Drop for Broker {
     }
 }
 
+/// A topic to write into the registry: name, partition count, configs (Kafka names).
+pub type TopicSpec<'a> = (&'a str, u32, &'a [(&'a str, &'a str)]);
+
 /// Writes the broker's topic registry before it starts, so tests can have topics with configs
 /// (no CreateTopics yet).
-pub fn write_topics(dir: &Path, topics: &[(&str, u32, &[(&str, &str)])]) {
+pub fn write_topics(dir: &Path, topics: &[TopicSpec]) {
     std::fs::create_dir_all(dir).unwrap();
     let list: Vec<serde_json::Value> = topics
         .iter()
