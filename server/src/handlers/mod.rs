@@ -12,6 +12,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use corelog_engine::log::FileRange;
 
 pub mod api_versions;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
 
 /// A decoded request header and the still-encoded body.
@@ -81,6 +83,12 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             metadata::MIN_VERSION,
             metadata::MAX_VERSION,
         ),
+        (ApiKey::Fetch, fetch::MIN_VERSION, fetch::MAX_VERSION),
+        (
+            ApiKey::ListOffsets,
+            list_offsets::MIN_VERSION,
+            list_offsets::MAX_VERSION,
+        ),
     ]
 }
 
@@ -102,6 +110,8 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
     match key {
         ApiKey::ApiVersions => api_versions::handle(request).await,
         ApiKey::Metadata => metadata::handle(request).await,
+        ApiKey::Fetch => fetch::handle(request).await,
+        ApiKey::ListOffsets => list_offsets::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -128,6 +138,7 @@ pub mod error {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const RECORD_BATCH_TOO_LARGE: i16 = 18;
