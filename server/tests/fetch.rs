@@ -31,7 +31,7 @@ const MAX_TS_OFFSET: i64 = 4;
 /// records whose largest timestamp sits in the middle of the second; partition 2: empty.
 fn setup() -> (tempfile::TempDir, Vec<Stored>) {
     let dir = tempfile::tempdir().unwrap();
-    let value = vec![b'v'; 100];
+    let value = [b'v'; 100];
     let p0: Vec<Vec<u8>> = (0..BATCHES)
         .map(|b| {
             let recs: Vec<(i64, &[u8])> = (0..RECORDS_PER_BATCH)
