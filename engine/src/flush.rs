@@ -199,6 +199,11 @@ impl Drop for ResetOnDrop<'_> {
 
 /// A shard-local broadcast: every future obtained from [`Notify::notified`] before a call to
 /// [`Notify::notify_all`] resolves after it.
+///
+/// Each pending [`Notified`] keeps at most one waker in the list (re-polling the same task does
+/// not add another) and takes it back out when dropped unresolved, so futures that are created
+/// and abandoned again and again (a long poll that times out on an idle partition) leave nothing
+/// behind.
 #[derive(Debug, Default)]
 pub struct Notify {
     generation: Cell<u64>,
@@ -210,14 +215,21 @@ impl Notify {
         Notified {
             notify: self,
             seen: self.generation.get(),
+            registered: None,
         }
     }
 
     pub fn notify_all(&self) {
         self.generation.set(self.generation.get() + 1);
-        for waker in self.waiters.borrow_mut().drain(..) {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waker in waiters {
             waker.wake();
         }
+    }
+
+    /// Wakers currently registered (for tests).
+    pub fn waiter_count(&self) -> usize {
+        self.waiters.borrow().len()
     }
 }
 
@@ -225,15 +237,47 @@ impl Notify {
 pub struct Notified<'a> {
     notify: &'a Notify,
     seen: u64,
+    /// The waker this future put in the list during the current generation, if any.
+    registered: Option<Waker>,
 }
 
 impl Future for Notified<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.notify.generation.get() > self.seen {
+            self.registered = None;
             return Poll::Ready(());
         }
-        self.notify.waiters.borrow_mut().push(cx.waker().clone());
+        if let Some(w) = &self.registered {
+            if w.will_wake(cx.waker()) {
+                return Poll::Pending;
+            }
+            // Polled by another task: swap our entry for the new waker.
+            let old = self.registered.take().expect("checked above");
+            remove_one(&self.notify.waiters, &old);
+        }
+        let waker = cx.waker().clone();
+        self.notify.waiters.borrow_mut().push(waker.clone());
+        self.registered = Some(waker);
         Poll::Pending
+    }
+}
+
+impl Drop for Notified<'_> {
+    fn drop(&mut self) {
+        // After a notify_all the list was drained: nothing of ours is left in it.
+        if let Some(w) = self.registered.take() {
+            if self.notify.generation.get() == self.seen {
+                remove_one(&self.notify.waiters, &w);
+            }
+        }
+    }
+}
+
+/// Removes one entry equivalent to `waker` (equivalent wakers are interchangeable).
+fn remove_one(waiters: &RefCell<Vec<Waker>>, waker: &Waker) {
+    let mut list = waiters.borrow_mut();
+    if let Some(i) = list.iter().position(|w| w.will_wake(waker)) {
+        list.swap_remove(i);
     }
 }

@@ -129,6 +129,14 @@ impl Partition {
         self.log.borrow_mut().set_config(config);
     }
 
+    /// Resolves the next time the written mark (the high watermark) advances, or the log fails.
+    /// Cheap: a generation counter and a waker list, no timer and no polling. Take the future
+    /// *before* checking the offsets it guards (it fires for any advance after its creation), and
+    /// await it on this partition's shard.
+    pub fn data_arrived(&self) -> crate::flush::Notified<'_> {
+        self.written.notified()
+    }
+
     /// Appends a record set (one or more v2 batches, validated here) and answers once it has
     /// reached `ack`. Offsets are assigned in call order; writes are issued at once, so many
     /// appends are in flight together and a durable ack shares its fdatasync with every other

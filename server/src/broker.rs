@@ -221,6 +221,14 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         f.wait();
     }
     shards.shutdown();
+    // What the fetch path sent, and how: tests and benchmarks read this line to prove that
+    // record bytes went out by splice (each spliced byte counts twice: file→pipe, pipe→socket).
+    tracing::info!(
+        fetch_zero_copy_bytes = crate::handlers::fetch::ZERO_COPY_BYTES.load(Ordering::Relaxed),
+        fetch_copied_bytes = crate::handlers::fetch::COPIED_BYTES.load(Ordering::Relaxed),
+        spliced_bytes = ops::SPLICED_BYTES.load(Ordering::Relaxed),
+        "fetch totals"
+    );
     tracing::info!("stopped");
     Ok(())
 }

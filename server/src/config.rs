@@ -69,6 +69,10 @@ pub struct BrokerConfig {
     /// `corelog.acks.all.durable`: acks=all answers only once the batch is fdatasynced
     /// (default true: stronger than Kafka, whose acks=all means "in every ISR's page cache").
     pub acks_all_durable: bool,
+    /// `corelog.fetch.zero.copy`: fetches send record bytes with splice straight from the segment
+    /// files (default true); false reads them into memory and sends them as bytes (a baseline for
+    /// benchmarks comparing CPU per GB).
+    pub fetch_zero_copy: bool,
     /// Topic-level defaults (`log.segment.bytes`, `log.roll.ms`, ...).
     pub log: LogConfig,
     /// Keys accepted but not applicable on one node.
@@ -91,6 +95,7 @@ impl Default for BrokerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shards: 0,
             acks_all_durable: true,
+            fetch_zero_copy: true,
             log: LogConfig::default(),
             ignored: Vec::new(),
         }
@@ -217,6 +222,7 @@ impl BrokerConfig {
                 "log.flush.interval.ms" => c.log.flush_ms = parse_never(key, value)?,
                 "corelog.shards" => c.shards = parse_num(key, value)?,
                 "corelog.acks.all.durable" => c.acks_all_durable = parse_bool(key, value)?,
+                "corelog.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(key, value)?,
                 k if IGNORED_KEYS.contains(&k) => c.ignored.push(k.to_string()),
                 _ => unknown.push(key.clone()),
             }
@@ -253,7 +259,7 @@ mod tests {
         let props = parse_properties(
             "# comment\nlisteners=PLAINTEXT://127.0.0.1:9192\nlog.dirs=/tmp/x,/tmp/y\nnum.partitions = 3\n\
              auto.create.topics.enable=false\nlog.segment.bytes=1048576\nprocess.roles=broker,controller\n\
-             no.such.key=1\nlog.message.timestamp.type=LogAppendTime\n",
+             no.such.key=1\nlog.message.timestamp.type=LogAppendTime\ncorelog.fetch.zero.copy=false\n",
         );
         let (c, unknown) = BrokerConfig::from_properties(&props).unwrap();
         assert_eq!(c.listener, "127.0.0.1:9192".parse().unwrap());
@@ -267,6 +273,8 @@ mod tests {
         assert_eq!(c.log.segment_bytes, 1 << 20);
         assert_eq!(c.log.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.ignored, vec!["process.roles"]);
+        assert!(!c.fetch_zero_copy);
+        assert!(BrokerConfig::default().fetch_zero_copy);
         assert_eq!(unknown, vec!["no.such.key"]);
     }
 

@@ -13,6 +13,8 @@ use corelog_engine::log::FileRange;
 
 pub mod api_versions;
 pub mod init_producer_id;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
@@ -89,6 +91,12 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             init_producer_id::MIN_VERSION,
             init_producer_id::MAX_VERSION,
         ),
+        (ApiKey::Fetch, fetch::MIN_VERSION, fetch::MAX_VERSION),
+        (
+            ApiKey::ListOffsets,
+            list_offsets::MIN_VERSION,
+            list_offsets::MAX_VERSION,
+        ),
     ]
 }
 
@@ -112,6 +120,8 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
         ApiKey::Metadata => metadata::handle(request).await,
         ApiKey::Produce => produce::handle(request).await,
         ApiKey::InitProducerId => init_producer_id::handle(request).await,
+        ApiKey::Fetch => fetch::handle(request).await,
+        ApiKey::ListOffsets => list_offsets::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -141,6 +151,7 @@ pub mod error {
     pub const INVALID_REQUEST: i16 = 42;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const RECORD_BATCH_TOO_LARGE: i16 = 18;
