@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use corelog_engine::storage::is_valid_topic_name;
 
-use crate::broker::{open_owned_partitions, shard};
+use crate::broker::{open_owned_partitions, owner_of, shard, topic_log_config};
 use crate::handlers::error;
 use crate::metadata::{MetadataError, TopicMeta};
 
@@ -130,7 +130,7 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
     }
 }
 
-fn metadata_error(e: MetadataError) -> TopicError {
+pub fn metadata_error(e: MetadataError) -> TopicError {
     match e {
         MetadataError::TopicAlreadyExists => {
             (error::TOPIC_ALREADY_EXISTS, "Topic already exists.".into())
@@ -239,5 +239,41 @@ pub async fn add_partitions(name: &str, count: u32) -> Result<Arc<TopicMeta>, To
         .set_partition_count(name, count)
         .map_err(metadata_error)?;
     open_everywhere(topic.clone(), before.unwrap_or(0)).await?;
+    Ok(topic)
+}
+
+/// Replaces a topic's config overrides (validated here) and applies the resulting log settings
+/// to every open partition of the topic, each on its owner shard.
+pub async fn set_configs(
+    name: &str,
+    configs: BTreeMap<String, String>,
+) -> Result<Arc<TopicMeta>, TopicError> {
+    for (k, v) in &configs {
+        validate_config(k, v)?;
+    }
+    let broker = shard().broker.clone();
+    let topic = broker
+        .metadata
+        .set_configs(name, configs)
+        .map_err(metadata_error)?;
+    let mut applied = Vec::new();
+    for s in 0..broker.shard_count() {
+        let topic = topic.clone();
+        applied.push(broker.router().spawn_on(s, move || async move {
+            let state = shard();
+            let config = topic_log_config(&state.broker.config.log, &topic.configs);
+            for p in 0..topic.partitions {
+                if owner_of(&state.broker, &topic.name, p) == state.id {
+                    if let Some(partition) = state.local_partition(&topic.name, p) {
+                        partition.set_config(config.clone());
+                    }
+                }
+            }
+        }));
+    }
+    for a in applied {
+        a.await;
+    }
+    tracing::info!(topic = name, "altered topic configs");
     Ok(topic)
 }

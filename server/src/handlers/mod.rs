@@ -11,7 +11,16 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use corelog_engine::log::FileRange;
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_topic_partitions;
+pub mod incremental_alter_configs;
 pub mod metadata;
 
 /// A decoded request header and the still-encoded body.
@@ -81,6 +90,51 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             metadata::MIN_VERSION,
             metadata::MAX_VERSION,
         ),
+        (
+            ApiKey::CreateTopics,
+            create_topics::MIN_VERSION,
+            create_topics::MAX_VERSION,
+        ),
+        (
+            ApiKey::DeleteTopics,
+            delete_topics::MIN_VERSION,
+            delete_topics::MAX_VERSION,
+        ),
+        (
+            ApiKey::DeleteRecords,
+            delete_records::MIN_VERSION,
+            delete_records::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeConfigs,
+            describe_configs::MIN_VERSION,
+            describe_configs::MAX_VERSION,
+        ),
+        (
+            ApiKey::AlterConfigs,
+            alter_configs::MIN_VERSION,
+            alter_configs::MAX_VERSION,
+        ),
+        (
+            ApiKey::CreatePartitions,
+            create_partitions::MIN_VERSION,
+            create_partitions::MAX_VERSION,
+        ),
+        (
+            ApiKey::IncrementalAlterConfigs,
+            incremental_alter_configs::MIN_VERSION,
+            incremental_alter_configs::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeCluster,
+            describe_cluster::MIN_VERSION,
+            describe_cluster::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeTopicPartitions,
+            describe_topic_partitions::MIN_VERSION,
+            describe_topic_partitions::MAX_VERSION,
+        ),
     ]
 }
 
@@ -102,6 +156,15 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
     match key {
         ApiKey::ApiVersions => api_versions::handle(request).await,
         ApiKey::Metadata => metadata::handle(request).await,
+        ApiKey::CreateTopics => create_topics::handle(request).await,
+        ApiKey::DeleteTopics => delete_topics::handle(request).await,
+        ApiKey::DeleteRecords => delete_records::handle(request).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(request).await,
+        ApiKey::AlterConfigs => alter_configs::handle(request).await,
+        ApiKey::CreatePartitions => create_partitions::handle(request).await,
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(request).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(request).await,
+        ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -122,6 +185,9 @@ pub mod error {
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const INVALID_TIMESTAMP: i16 = 32;
     pub const INVALID_CONFIG: i16 = 40;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
     pub const POLICY_VIOLATION: i16 = 44;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
