@@ -58,8 +58,12 @@ const LONG_MAX: &str = "9223372036854775807";
 /// The topic configs of Kafka 4.x that a describe lists (sorted by name, as Kafka returns them).
 const TOPIC_KEYS: &[TopicKey] = &[
     tk("cleanup.policy", kind::LIST, Some("log.cleanup.policy"), "delete", "The retention policy to use on log segments: delete, compact or both."),
+    tk("compression.gzip.level", kind::INT, Some("compression.gzip.level"), "-1", "The gzip compression level used when compression.type is gzip."),
+    tk("compression.lz4.level", kind::INT, Some("compression.lz4.level"), "9", "The lz4 compression level used when compression.type is lz4."),
     tk("compression.type", kind::STRING, Some("compression.type"), "producer", "The final compression type of the topic; producer keeps the producer's codec."),
+    tk("compression.zstd.level", kind::INT, Some("compression.zstd.level"), "3", "The zstd compression level used when compression.type is zstd."),
     tk("delete.retention.ms", kind::LONG, Some("log.cleaner.delete.retention.ms"), "86400000", "How long delete tombstones are retained for compacted topics."),
+    tk("errors.deadletterqueue.group.enable", kind::BOOLEAN, None, "false", "Whether share groups may use a dead-letter queue topic for this topic."),
     tk("file.delete.delay.ms", kind::LONG, Some("log.segment.delete.delay.ms"), "60000", "The time to wait before deleting a file from the filesystem."),
     tk("flush.messages", kind::LONG, Some("log.flush.interval.messages"), LONG_MAX, "Force an fsync after this many messages."),
     tk("flush.ms", kind::LONG, Some("log.flush.interval.ms"), LONG_MAX, "Force an fsync after this much time."),
@@ -69,6 +73,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     tk("local.retention.bytes", kind::LONG, Some("log.local.retention.bytes"), "-2", "Local log size to keep before deleting tiered segments."),
     tk("local.retention.ms", kind::LONG, Some("log.local.retention.ms"), "-2", "Local log age to keep before deleting tiered segments."),
     tk("max.compaction.lag.ms", kind::LONG, Some("log.cleaner.max.compaction.lag.ms"), LONG_MAX, "The longest a message stays ineligible for compaction."),
+    tk("max.decompressed.message.bytes", kind::INT, Some("max.decompressed.message.bytes"), "2147483639", "The largest decompressed record batch allowed."),
     tk("max.message.bytes", kind::INT, Some("message.max.bytes"), "1048588", "The largest record batch size allowed."),
     tk("message.timestamp.after.max.ms", kind::LONG, Some("log.message.timestamp.after.max.ms"), "3600000", "How far a message timestamp may be ahead of the broker's clock."),
     tk("message.timestamp.before.max.ms", kind::LONG, Some("log.message.timestamp.before.max.ms"), LONG_MAX, "How far a message timestamp may be behind the broker's clock."),
@@ -77,6 +82,10 @@ const TOPIC_KEYS: &[TopicKey] = &[
     tk("min.compaction.lag.ms", kind::LONG, Some("log.cleaner.min.compaction.lag.ms"), "0", "The shortest a message stays uncompacted."),
     tk("min.insync.replicas", kind::INT, Some("min.insync.replicas"), "1", "The fewest replicas that must acknowledge an acks=all write."),
     tk("preallocate", kind::BOOLEAN, Some("log.preallocate"), "false", "Preallocate segment files."),
+    tk("remote.copy.lag.bytes", kind::LONG, Some("log.remote.copy.lag.bytes"), "-1", "Bytes a segment may wait before it is copied to remote storage."),
+    tk("remote.copy.lag.ms", kind::LONG, Some("log.remote.copy.lag.ms"), "0", "Time a segment may wait before it is copied to remote storage."),
+    tk("remote.log.copy.disable", kind::BOOLEAN, None, "false", "Stop copying segments to remote storage."),
+    tk("remote.log.delete.on.disable", kind::BOOLEAN, None, "false", "Delete remote data when tiered storage is disabled."),
     tk("remote.storage.enable", kind::BOOLEAN, None, "false", "Tiered storage for the topic."),
     tk("retention.bytes", kind::LONG, Some("log.retention.bytes"), "-1", "The size a partition's log may grow to before old segments are deleted."),
     tk("retention.ms", kind::LONG, Some("log.retention.ms"), "604800000", "How long a log segment is kept before it is deleted."),
@@ -169,7 +178,13 @@ pub fn describe_topic(
         } else if let (Some(bk), Some(v)) = (k.broker_key, broker_value(broker, k.name)) {
             synonyms.push((bk.to_string(), Some(v), source::STATIC_BROKER_CONFIG));
         }
-        if let Some(bk) = k.broker_key {
+        // Kafka lists no default synonym where the broker key's own default is null (it is
+        // derived from another key, e.g. log.retention.ms from log.retention.hours).
+        let null_broker_default = matches!(
+            k.name,
+            "flush.ms" | "retention.ms" | "segment.ms" | "segment.jitter.ms"
+        );
+        if let Some(bk) = k.broker_key.filter(|_| !null_broker_default) {
             synonyms.push((
                 bk.to_string(),
                 Some(k.default.to_string()),

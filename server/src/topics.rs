@@ -14,8 +14,12 @@ use crate::metadata::{MetadataError, TopicMeta};
 /// `broker::topic_log_config`); the others are stored and reported back as set.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
     "delete.retention.ms",
+    "errors.deadletterqueue.group.enable",
     "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
@@ -25,6 +29,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "local.retention.bytes",
     "local.retention.ms",
     "max.compaction.lag.ms",
+    "max.decompressed.message.bytes",
     "max.message.bytes",
     "message.downconversion.enable",
     "message.timestamp.after.max.ms",
@@ -35,6 +40,10 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
     "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
@@ -87,7 +96,9 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
         | "local.retention.bytes"
         | "message.timestamp.after.max.ms"
         | "message.timestamp.before.max.ms"
-        | "message.timestamp.difference.max.ms" => value
+        | "message.timestamp.difference.max.ms"
+        | "remote.copy.lag.bytes"
+        | "remote.copy.lag.ms" => value
             .parse::<i64>()
             .map(|_| ())
             .or_else(|_| bad("not a number")),
@@ -111,7 +122,18 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
                 bad("must be delete, compact or both")
             }
         }
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => value
+            .parse::<i32>()
+            .map(|_| ())
+            .or_else(|_| bad("not a number")),
+        "max.decompressed.message.bytes" => match value.parse::<i32>() {
+            Ok(v) if v >= 0 => Ok(()),
+            _ => bad("must be a non-negative number"),
+        },
         "unclean.leader.election.enable"
+        | "errors.deadletterqueue.group.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable"
         | "preallocate"
         | "message.downconversion.enable"
         | "remote.storage.enable" => match value {
