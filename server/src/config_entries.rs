@@ -57,43 +57,265 @@ const LONG_MAX: &str = "9223372036854775807";
 
 /// The topic configs of Kafka 4.x that a describe lists (sorted by name, as Kafka returns them).
 const TOPIC_KEYS: &[TopicKey] = &[
-    tk("cleanup.policy", kind::LIST, Some("log.cleanup.policy"), "delete", "The retention policy to use on log segments: delete, compact or both."),
-    tk("compression.gzip.level", kind::INT, Some("compression.gzip.level"), "-1", "The gzip compression level used when compression.type is gzip."),
-    tk("compression.lz4.level", kind::INT, Some("compression.lz4.level"), "9", "The lz4 compression level used when compression.type is lz4."),
-    tk("compression.type", kind::STRING, Some("compression.type"), "producer", "The final compression type of the topic; producer keeps the producer's codec."),
-    tk("compression.zstd.level", kind::INT, Some("compression.zstd.level"), "3", "The zstd compression level used when compression.type is zstd."),
-    tk("delete.retention.ms", kind::LONG, Some("log.cleaner.delete.retention.ms"), "86400000", "How long delete tombstones are retained for compacted topics."),
-    tk("errors.deadletterqueue.group.enable", kind::BOOLEAN, None, "false", "Whether share groups may use a dead-letter queue topic for this topic."),
-    tk("file.delete.delay.ms", kind::LONG, Some("log.segment.delete.delay.ms"), "60000", "The time to wait before deleting a file from the filesystem."),
-    tk("flush.messages", kind::LONG, Some("log.flush.interval.messages"), LONG_MAX, "Force an fsync after this many messages."),
-    tk("flush.ms", kind::LONG, Some("log.flush.interval.ms"), LONG_MAX, "Force an fsync after this much time."),
-    tk("follower.replication.throttled.replicas", kind::LIST, None, "", "Replicas whose log replication is throttled on the follower side."),
-    tk("index.interval.bytes", kind::INT, Some("log.index.interval.bytes"), "4096", "How often an entry is added to the offset index."),
-    tk("leader.replication.throttled.replicas", kind::LIST, None, "", "Replicas whose log replication is throttled on the leader side."),
-    tk("local.retention.bytes", kind::LONG, Some("log.local.retention.bytes"), "-2", "Local log size to keep before deleting tiered segments."),
-    tk("local.retention.ms", kind::LONG, Some("log.local.retention.ms"), "-2", "Local log age to keep before deleting tiered segments."),
-    tk("max.compaction.lag.ms", kind::LONG, Some("log.cleaner.max.compaction.lag.ms"), LONG_MAX, "The longest a message stays ineligible for compaction."),
-    tk("max.decompressed.message.bytes", kind::INT, Some("max.decompressed.message.bytes"), "2147483639", "The largest decompressed record batch allowed."),
-    tk("max.message.bytes", kind::INT, Some("message.max.bytes"), "1048588", "The largest record batch size allowed."),
-    tk("message.timestamp.after.max.ms", kind::LONG, Some("log.message.timestamp.after.max.ms"), "3600000", "How far a message timestamp may be ahead of the broker's clock."),
-    tk("message.timestamp.before.max.ms", kind::LONG, Some("log.message.timestamp.before.max.ms"), LONG_MAX, "How far a message timestamp may be behind the broker's clock."),
-    tk("message.timestamp.type", kind::STRING, Some("log.message.timestamp.type"), "CreateTime", "CreateTime or LogAppendTime."),
-    tk("min.cleanable.dirty.ratio", kind::DOUBLE, Some("log.cleaner.min.cleanable.ratio"), "0.5", "The dirty ratio at which the log compactor starts."),
-    tk("min.compaction.lag.ms", kind::LONG, Some("log.cleaner.min.compaction.lag.ms"), "0", "The shortest a message stays uncompacted."),
-    tk("min.insync.replicas", kind::INT, Some("min.insync.replicas"), "1", "The fewest replicas that must acknowledge an acks=all write."),
-    tk("preallocate", kind::BOOLEAN, Some("log.preallocate"), "false", "Preallocate segment files."),
-    tk("remote.copy.lag.bytes", kind::LONG, Some("log.remote.copy.lag.bytes"), "-1", "Bytes a segment may wait before it is copied to remote storage."),
-    tk("remote.copy.lag.ms", kind::LONG, Some("log.remote.copy.lag.ms"), "0", "Time a segment may wait before it is copied to remote storage."),
-    tk("remote.log.copy.disable", kind::BOOLEAN, None, "false", "Stop copying segments to remote storage."),
-    tk("remote.log.delete.on.disable", kind::BOOLEAN, None, "false", "Delete remote data when tiered storage is disabled."),
-    tk("remote.storage.enable", kind::BOOLEAN, None, "false", "Tiered storage for the topic."),
-    tk("retention.bytes", kind::LONG, Some("log.retention.bytes"), "-1", "The size a partition's log may grow to before old segments are deleted."),
-    tk("retention.ms", kind::LONG, Some("log.retention.ms"), "604800000", "How long a log segment is kept before it is deleted."),
-    tk("segment.bytes", kind::INT, Some("log.segment.bytes"), "1073741824", "The segment file size of the log."),
-    tk("segment.index.bytes", kind::INT, Some("log.index.size.max.bytes"), "10485760", "The size of the offset index."),
-    tk("segment.jitter.ms", kind::LONG, Some("log.roll.jitter.ms"), "0", "Random jitter subtracted from segment.ms."),
-    tk("segment.ms", kind::LONG, Some("log.roll.ms"), "604800000", "Roll the active segment after this long."),
-    tk("unclean.leader.election.enable", kind::BOOLEAN, Some("unclean.leader.election.enable"), "false", "Allow replicas not in the ISR to become leader."),
+    tk(
+        "cleanup.policy",
+        kind::LIST,
+        Some("log.cleanup.policy"),
+        "delete",
+        "The retention policy to use on log segments: delete, compact or both.",
+    ),
+    tk(
+        "compression.gzip.level",
+        kind::INT,
+        Some("compression.gzip.level"),
+        "-1",
+        "The gzip compression level used when compression.type is gzip.",
+    ),
+    tk(
+        "compression.lz4.level",
+        kind::INT,
+        Some("compression.lz4.level"),
+        "9",
+        "The lz4 compression level used when compression.type is lz4.",
+    ),
+    tk(
+        "compression.type",
+        kind::STRING,
+        Some("compression.type"),
+        "producer",
+        "The final compression type of the topic; producer keeps the producer's codec.",
+    ),
+    tk(
+        "compression.zstd.level",
+        kind::INT,
+        Some("compression.zstd.level"),
+        "3",
+        "The zstd compression level used when compression.type is zstd.",
+    ),
+    tk(
+        "delete.retention.ms",
+        kind::LONG,
+        Some("log.cleaner.delete.retention.ms"),
+        "86400000",
+        "How long delete tombstones are retained for compacted topics.",
+    ),
+    tk(
+        "errors.deadletterqueue.group.enable",
+        kind::BOOLEAN,
+        None,
+        "false",
+        "Whether share groups may use a dead-letter queue topic for this topic.",
+    ),
+    tk(
+        "file.delete.delay.ms",
+        kind::LONG,
+        Some("log.segment.delete.delay.ms"),
+        "60000",
+        "The time to wait before deleting a file from the filesystem.",
+    ),
+    tk(
+        "flush.messages",
+        kind::LONG,
+        Some("log.flush.interval.messages"),
+        LONG_MAX,
+        "Force an fsync after this many messages.",
+    ),
+    tk(
+        "flush.ms",
+        kind::LONG,
+        Some("log.flush.interval.ms"),
+        LONG_MAX,
+        "Force an fsync after this much time.",
+    ),
+    tk(
+        "follower.replication.throttled.replicas",
+        kind::LIST,
+        None,
+        "",
+        "Replicas whose log replication is throttled on the follower side.",
+    ),
+    tk(
+        "index.interval.bytes",
+        kind::INT,
+        Some("log.index.interval.bytes"),
+        "4096",
+        "How often an entry is added to the offset index.",
+    ),
+    tk(
+        "leader.replication.throttled.replicas",
+        kind::LIST,
+        None,
+        "",
+        "Replicas whose log replication is throttled on the leader side.",
+    ),
+    tk(
+        "local.retention.bytes",
+        kind::LONG,
+        Some("log.local.retention.bytes"),
+        "-2",
+        "Local log size to keep before deleting tiered segments.",
+    ),
+    tk(
+        "local.retention.ms",
+        kind::LONG,
+        Some("log.local.retention.ms"),
+        "-2",
+        "Local log age to keep before deleting tiered segments.",
+    ),
+    tk(
+        "max.compaction.lag.ms",
+        kind::LONG,
+        Some("log.cleaner.max.compaction.lag.ms"),
+        LONG_MAX,
+        "The longest a message stays ineligible for compaction.",
+    ),
+    tk(
+        "max.decompressed.message.bytes",
+        kind::INT,
+        Some("max.decompressed.message.bytes"),
+        "2147483639",
+        "The largest decompressed record batch allowed.",
+    ),
+    tk(
+        "max.message.bytes",
+        kind::INT,
+        Some("message.max.bytes"),
+        "1048588",
+        "The largest record batch size allowed.",
+    ),
+    tk(
+        "message.timestamp.after.max.ms",
+        kind::LONG,
+        Some("log.message.timestamp.after.max.ms"),
+        "3600000",
+        "How far a message timestamp may be ahead of the broker's clock.",
+    ),
+    tk(
+        "message.timestamp.before.max.ms",
+        kind::LONG,
+        Some("log.message.timestamp.before.max.ms"),
+        LONG_MAX,
+        "How far a message timestamp may be behind the broker's clock.",
+    ),
+    tk(
+        "message.timestamp.type",
+        kind::STRING,
+        Some("log.message.timestamp.type"),
+        "CreateTime",
+        "CreateTime or LogAppendTime.",
+    ),
+    tk(
+        "min.cleanable.dirty.ratio",
+        kind::DOUBLE,
+        Some("log.cleaner.min.cleanable.ratio"),
+        "0.5",
+        "The dirty ratio at which the log compactor starts.",
+    ),
+    tk(
+        "min.compaction.lag.ms",
+        kind::LONG,
+        Some("log.cleaner.min.compaction.lag.ms"),
+        "0",
+        "The shortest a message stays uncompacted.",
+    ),
+    tk(
+        "min.insync.replicas",
+        kind::INT,
+        Some("min.insync.replicas"),
+        "1",
+        "The fewest replicas that must acknowledge an acks=all write.",
+    ),
+    tk(
+        "preallocate",
+        kind::BOOLEAN,
+        Some("log.preallocate"),
+        "false",
+        "Preallocate segment files.",
+    ),
+    tk(
+        "remote.copy.lag.bytes",
+        kind::LONG,
+        Some("log.remote.copy.lag.bytes"),
+        "-1",
+        "Bytes a segment may wait before it is copied to remote storage.",
+    ),
+    tk(
+        "remote.copy.lag.ms",
+        kind::LONG,
+        Some("log.remote.copy.lag.ms"),
+        "0",
+        "Time a segment may wait before it is copied to remote storage.",
+    ),
+    tk(
+        "remote.log.copy.disable",
+        kind::BOOLEAN,
+        None,
+        "false",
+        "Stop copying segments to remote storage.",
+    ),
+    tk(
+        "remote.log.delete.on.disable",
+        kind::BOOLEAN,
+        None,
+        "false",
+        "Delete remote data when tiered storage is disabled.",
+    ),
+    tk(
+        "remote.storage.enable",
+        kind::BOOLEAN,
+        None,
+        "false",
+        "Tiered storage for the topic.",
+    ),
+    tk(
+        "retention.bytes",
+        kind::LONG,
+        Some("log.retention.bytes"),
+        "-1",
+        "The size a partition's log may grow to before old segments are deleted.",
+    ),
+    tk(
+        "retention.ms",
+        kind::LONG,
+        Some("log.retention.ms"),
+        "604800000",
+        "How long a log segment is kept before it is deleted.",
+    ),
+    tk(
+        "segment.bytes",
+        kind::INT,
+        Some("log.segment.bytes"),
+        "1073741824",
+        "The segment file size of the log.",
+    ),
+    tk(
+        "segment.index.bytes",
+        kind::INT,
+        Some("log.index.size.max.bytes"),
+        "10485760",
+        "The size of the offset index.",
+    ),
+    tk(
+        "segment.jitter.ms",
+        kind::LONG,
+        Some("log.roll.jitter.ms"),
+        "0",
+        "Random jitter subtracted from segment.ms.",
+    ),
+    tk(
+        "segment.ms",
+        kind::LONG,
+        Some("log.roll.ms"),
+        "604800000",
+        "Roll the active segment after this long.",
+    ),
+    tk(
+        "unclean.leader.election.enable",
+        kind::BOOLEAN,
+        Some("unclean.leader.election.enable"),
+        "false",
+        "Allow replicas not in the ISR to become leader.",
+    ),
 ];
 
 const fn tk(
@@ -119,7 +341,10 @@ pub fn topic_config_kind(name: &str) -> Option<i8> {
 
 /// Kafka's default value of a topic config, before broker settings.
 pub fn topic_config_default(name: &str) -> Option<&'static str> {
-    TOPIC_KEYS.iter().find(|k| k.name == name).map(|k| k.default)
+    TOPIC_KEYS
+        .iter()
+        .find(|k| k.name == name)
+        .map(|k| k.default)
 }
 
 fn long_or_never(v: u64) -> String {
@@ -243,21 +468,114 @@ pub fn describe_broker(
     if !cluster_default {
         let log = &broker.log;
         all.extend([
-            ("node.id", broker.node_id.to_string(), "-1", kind::INT, "This node's id."),
-            ("broker.id", broker.node_id.to_string(), "-1", kind::INT, "This broker's id."),
-            ("listeners", format!("PLAINTEXT://{}", broker.listener), "PLAINTEXT://:9092", kind::STRING, "Where the broker listens."),
-            ("advertised.listeners", format!("PLAINTEXT://{}:{}", broker.advertised_host, broker.advertised_port), "", kind::STRING, "Where clients are told to connect."),
-            ("log.dirs", broker.data_dir.display().to_string(), "/tmp/kraft-combined-logs", kind::STRING, "The data directory."),
-            ("num.partitions", broker.num_partitions.to_string(), "1", kind::INT, "Default partition count of a new topic."),
-            ("auto.create.topics.enable", broker.auto_create_topics.to_string(), "true", kind::BOOLEAN, "Create a topic on first use."),
-            ("message.max.bytes", broker.message_max_bytes.to_string(), "1048588", kind::INT, "The largest record batch size allowed."),
-            ("socket.request.max.bytes", broker.socket_request_max_bytes.to_string(), "104857600", kind::INT, "The largest request accepted."),
-            ("max.connections", broker.max_connections.to_string(), "2147483647", kind::INT, "Connections accepted at once."),
-            ("log.segment.bytes", log.segment_bytes.to_string(), "1073741824", kind::INT, "Default segment.bytes."),
-            ("log.roll.ms", log.segment_ms.to_string(), "604800000", kind::LONG, "Default segment.ms."),
-            ("log.index.interval.bytes", log.index_interval_bytes.to_string(), "4096", kind::INT, "Default index.interval.bytes."),
-            ("log.flush.interval.messages", long_or_never(log.flush_messages), LONG_MAX, kind::LONG, "Default flush.messages."),
-            ("log.flush.interval.ms", long_or_never(log.flush_ms), LONG_MAX, kind::LONG, "Default flush.ms."),
+            (
+                "node.id",
+                broker.node_id.to_string(),
+                "-1",
+                kind::INT,
+                "This node's id.",
+            ),
+            (
+                "broker.id",
+                broker.node_id.to_string(),
+                "-1",
+                kind::INT,
+                "This broker's id.",
+            ),
+            (
+                "listeners",
+                format!("PLAINTEXT://{}", broker.listener),
+                "PLAINTEXT://:9092",
+                kind::STRING,
+                "Where the broker listens.",
+            ),
+            (
+                "advertised.listeners",
+                format!(
+                    "PLAINTEXT://{}:{}",
+                    broker.advertised_host, broker.advertised_port
+                ),
+                "",
+                kind::STRING,
+                "Where clients are told to connect.",
+            ),
+            (
+                "log.dirs",
+                broker.data_dir.display().to_string(),
+                "/tmp/kraft-combined-logs",
+                kind::STRING,
+                "The data directory.",
+            ),
+            (
+                "num.partitions",
+                broker.num_partitions.to_string(),
+                "1",
+                kind::INT,
+                "Default partition count of a new topic.",
+            ),
+            (
+                "auto.create.topics.enable",
+                broker.auto_create_topics.to_string(),
+                "true",
+                kind::BOOLEAN,
+                "Create a topic on first use.",
+            ),
+            (
+                "message.max.bytes",
+                broker.message_max_bytes.to_string(),
+                "1048588",
+                kind::INT,
+                "The largest record batch size allowed.",
+            ),
+            (
+                "socket.request.max.bytes",
+                broker.socket_request_max_bytes.to_string(),
+                "104857600",
+                kind::INT,
+                "The largest request accepted.",
+            ),
+            (
+                "max.connections",
+                broker.max_connections.to_string(),
+                "2147483647",
+                kind::INT,
+                "Connections accepted at once.",
+            ),
+            (
+                "log.segment.bytes",
+                log.segment_bytes.to_string(),
+                "1073741824",
+                kind::INT,
+                "Default segment.bytes.",
+            ),
+            (
+                "log.roll.ms",
+                log.segment_ms.to_string(),
+                "604800000",
+                kind::LONG,
+                "Default segment.ms.",
+            ),
+            (
+                "log.index.interval.bytes",
+                log.index_interval_bytes.to_string(),
+                "4096",
+                kind::INT,
+                "Default index.interval.bytes.",
+            ),
+            (
+                "log.flush.interval.messages",
+                long_or_never(log.flush_messages),
+                LONG_MAX,
+                kind::LONG,
+                "Default flush.messages.",
+            ),
+            (
+                "log.flush.interval.ms",
+                long_or_never(log.flush_ms),
+                LONG_MAX,
+                kind::LONG,
+                "Default flush.ms.",
+            ),
         ]);
     }
     all.sort_by(|a, b| a.0.cmp(b.0));
@@ -312,9 +630,7 @@ pub fn apply_incremental(
             if !list_kind {
                 return Err((
                     error::INVALID_CONFIG,
-                    format!(
-                        "Config value append is not allowed for config key: {name}"
-                    ),
+                    format!("Config value append is not allowed for config key: {name}"),
                 ));
             }
             let current = overrides
@@ -362,10 +678,16 @@ mod tests {
     fn topic_overrides_are_dynamic_and_defaults_are_default() {
         let broker = BrokerConfig::default();
         let mut o = BTreeMap::new();
-        o.insert("unclean.leader.election.enable".to_string(), "false".to_string());
+        o.insert(
+            "unclean.leader.election.enable".to_string(),
+            "false".to_string(),
+        );
         let entries = describe_topic(&broker, &o, None);
         let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
-        assert_eq!(get("unclean.leader.election.enable").source, source::DYNAMIC_TOPIC_CONFIG);
+        assert_eq!(
+            get("unclean.leader.election.enable").source,
+            source::DYNAMIC_TOPIC_CONFIG
+        );
         assert_eq!(get("retention.ms").source, source::DEFAULT_CONFIG);
         let mir = get("min.insync.replicas");
         assert_eq!(mir.value.as_deref(), Some("1"));

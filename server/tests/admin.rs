@@ -12,18 +12,20 @@ use corelog_engine::log::LogConfig;
 use corelog_engine::partition::AckPoint;
 use corelog_engine::runtime;
 use corelog_engine::storage::ShardStorage;
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource as IncResource, AlterableConfig as IncConfig,
 };
-use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -138,7 +140,10 @@ fn kafka_topics_create_describe_alter_delete_as_the_seed_does() {
     let out = broker
         .tool("TopicCommand", &["--describe", "--topic", "my-topic"])
         .expect_ok("kafka-topics --describe");
-    assert!(topic_line(&out, "my-topic").contains("PartitionCount: 3"), "{out}");
+    assert!(
+        topic_line(&out, "my-topic").contains("PartitionCount: 3"),
+        "{out}"
+    );
     for p in 0..3 {
         assert!(
             out.contains(&format!("Topic: my-topic\tPartition: {p}\tLeader: 1")),
@@ -185,7 +190,15 @@ fn kafka_topics_refuses_replication_above_one_and_describes_many_topics() {
         broker
             .tool(
                 "TopicCommand",
-                &["--create", "--topic", t, "--partitions", p, "--replication-factor", "1"],
+                &[
+                    "--create",
+                    "--topic",
+                    t,
+                    "--partitions",
+                    p,
+                    "--replication-factor",
+                    "1",
+                ],
             )
             .expect_ok("kafka-topics --create");
     }
@@ -221,18 +234,36 @@ fn kafka_configs_describe_and_alter_a_topic() {
     let out = broker
         .tool(
             "kafka-configs",
-            &["--describe", "--entity-type", "topics", "--entity-name", "cfg"],
+            &[
+                "--describe",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "cfg",
+            ],
         )
         .expect_ok("kafka-configs --describe");
     assert!(out.contains("Dynamic configs for topic cfg are:"), "{out}");
-    assert!(out.contains("  retention.ms=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000}"), "{out}");
+    assert!(
+        out.contains(
+            "  retention.ms=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000}"
+        ),
+        "{out}"
+    );
     assert!(out.contains("  segment.bytes=1048576 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:segment.bytes=1048576, DEFAULT_CONFIG:log.segment.bytes=1073741824}"), "{out}");
 
     // --all lists every config, defaults included.
     let all = broker
         .tool(
             "kafka-configs",
-            &["--describe", "--all", "--entity-type", "topics", "--entity-name", "cfg"],
+            &[
+                "--describe",
+                "--all",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "cfg",
+            ],
         )
         .expect_ok("kafka-configs --describe --all");
     assert!(all.contains("  cleanup.policy=delete sensitive=false synonyms={DEFAULT_CONFIG:log.cleanup.policy=delete}"), "{all}");
@@ -242,7 +273,12 @@ fn kafka_configs_describe_and_alter_a_topic() {
     let bad = broker.tool(
         "kafka-configs",
         &[
-            "--alter", "--entity-type", "topics", "--entity-name", "cfg", "--add-config",
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "cfg",
+            "--add-config",
             "segment.bytes=3",
         ],
     );
@@ -252,8 +288,13 @@ fn kafka_configs_describe_and_alter_a_topic() {
         .tool(
             "kafka-configs",
             &[
-                "--alter", "--entity-type", "topics", "--entity-name", "cfg",
-                "--delete-config", "retention.ms",
+                "--alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "cfg",
+                "--delete-config",
+                "retention.ms",
             ],
         )
         .expect_ok("kafka-configs --delete-config");
@@ -262,7 +303,13 @@ fn kafka_configs_describe_and_alter_a_topic() {
     let out = broker
         .tool(
             "kafka-configs",
-            &["--describe", "--entity-type", "topics", "--entity-name", "cfg"],
+            &[
+                "--describe",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "cfg",
+            ],
         )
         .expect_ok("kafka-configs --describe");
     assert!(!out.contains("retention.ms"), "{out}");
@@ -270,13 +317,23 @@ fn kafka_configs_describe_and_alter_a_topic() {
     let desc = broker
         .tool("TopicCommand", &["--describe", "--topic", "cfg"])
         .expect_ok("describe");
-    assert!(topic_line(&desc, "cfg").ends_with("Configs: min.insync.replicas=1,segment.bytes=1048576"), "{desc}");
+    assert!(
+        topic_line(&desc, "cfg").ends_with("Configs: min.insync.replicas=1,segment.bytes=1048576"),
+        "{desc}"
+    );
 
     // The broker's own configs.
     let out = broker
         .tool(
             "kafka-configs",
-            &["--describe", "--all", "--entity-type", "brokers", "--entity-name", "1"],
+            &[
+                "--describe",
+                "--all",
+                "--entity-type",
+                "brokers",
+                "--entity-name",
+                "1",
+            ],
         )
         .expect_ok("kafka-configs --describe brokers");
     assert!(out.contains("num.partitions=1"), "{out}");
@@ -288,7 +345,12 @@ fn create_topics_validate_only_defaults_and_errors() {
     let mut c = broker.client();
     // validate_only: answered like a create, nothing created.
     let req = CreateTopicsRequest::default()
-        .with_topics(vec![new_topic("v", -1, -1, &[("cleanup.policy", "compact")])])
+        .with_topics(vec![new_topic(
+            "v",
+            -1,
+            -1,
+            &[("cleanup.policy", "compact")],
+        )])
         .with_validate_only(true)
         .with_timeout_ms(5000);
     let resp = c.send(&req, 7);
@@ -296,7 +358,10 @@ fn create_topics_validate_only_defaults_and_errors() {
     assert_eq!(r.error_code, NONE, "{r:?}");
     assert_eq!(r.num_partitions, 3);
     assert_eq!(r.replication_factor, 1);
-    assert!(broker.data_dir().join("corelog-topics.json").exists() || partition_dirs(&broker, "v").is_empty());
+    assert!(
+        broker.data_dir().join("corelog-topics.json").exists()
+            || partition_dirs(&broker, "v").is_empty()
+    );
     assert!(partition_dirs(&broker, "v").is_empty());
     let md = c.send(
         &MetadataRequest::default()
@@ -344,12 +409,22 @@ fn create_topics_validate_only_defaults_and_errors() {
     assert_eq!(t.num_partitions, 3);
     assert!(!t.topic_id.is_nil());
     let configs = t.configs.as_ref().expect("configs in v5+");
-    let cp = configs.iter().find(|c| c.name.as_str() == "cleanup.policy").unwrap();
+    let cp = configs
+        .iter()
+        .find(|c| c.name.as_str() == "cleanup.policy")
+        .unwrap();
     assert_eq!(cp.value.as_deref(), Some("compact"));
     assert_eq!(cp.config_source, 1, "DYNAMIC_TOPIC_CONFIG");
-    let rm = configs.iter().find(|c| c.name.as_str() == "retention.ms").unwrap();
+    let rm = configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
     assert_eq!(rm.config_source, 5, "DEFAULT_CONFIG");
-    assert!(resp.topics[1].error_message.as_deref().unwrap().contains("only 1 broker"));
+    assert!(resp.topics[1]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("only 1 broker"));
     assert_eq!(partition_dirs(&broker, "t"), vec!["t-0", "t-1", "t-2"]);
     assert!(partition_dirs(&broker, "rf2").is_empty());
 
@@ -387,8 +462,10 @@ fn delete_topics_by_name_and_by_id() {
     let broker = Broker::start(&[]);
     let mut c = broker.client();
     let resp = c.send(
-        &CreateTopicsRequest::default()
-            .with_topics(vec![new_topic("by-name", 2, 1, &[]), new_topic("by-id", 2, 1, &[])]),
+        &CreateTopicsRequest::default().with_topics(vec![
+            new_topic("by-name", 2, 1, &[]),
+            new_topic("by-id", 2, 1, &[]),
+        ]),
         7,
     );
     let id = resp.topics[1].topic_id;
@@ -445,6 +522,7 @@ fn create_partitions_validate_only_and_errors() {
         CreatePartitionsTopic::default()
             .with_name(topic_name(name))
             .with_count(count)
+            .with_assignments(None)
     };
     let resp = c.send(
         &CreatePartitionsRequest::default()
@@ -453,7 +531,11 @@ fn create_partitions_validate_only_and_errors() {
         3,
     );
     assert_eq!(resp.results[0].error_code, NONE);
-    assert_eq!(partition_dirs(&broker, "g").len(), 2, "validate_only changes nothing");
+    assert_eq!(
+        partition_dirs(&broker, "g").len(),
+        2,
+        "validate_only changes nothing"
+    );
     let resp = c.send(
         &CreatePartitionsRequest::default().with_topics(vec![
             grow("g", 1),
@@ -472,9 +554,9 @@ fn create_partitions_validate_only_and_errors() {
     assert_eq!(resp.results[0].error_code, INVALID_PARTITIONS);
     // Wrong assignment count / broker.
     let resp = c.send(
-        &CreatePartitionsRequest::default().with_topics(vec![grow("g", 4).with_assignments(
-            Some(vec![CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)])]),
-        )]),
+        &CreatePartitionsRequest::default().with_topics(vec![grow("g", 4).with_assignments(Some(
+            vec![CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)])],
+        ))]),
         3,
     );
     assert_eq!(resp.results[0].error_code, INVALID_REPLICA_ASSIGNMENT);
@@ -483,10 +565,16 @@ fn create_partitions_validate_only_and_errors() {
         3,
     );
     assert_eq!(resp.results[0].error_code, NONE);
-    assert_eq!(partition_dirs(&broker, "g"), vec!["g-0", "g-1", "g-2", "g-3"]);
+    assert_eq!(
+        partition_dirs(&broker, "g"),
+        vec!["g-0", "g-1", "g-2", "g-3"]
+    );
 }
 
-fn describe_topic_configs(c: &mut admin_support::Client, topic: &str) -> BTreeMap<String, (String, i8)> {
+fn describe_topic_configs(
+    c: &mut admin_support::Client,
+    topic: &str,
+) -> BTreeMap<String, (String, i8)> {
     let resp = c.send(
         &DescribeConfigsRequest::default()
             .with_resources(vec![DescribeConfigsResource::default()
@@ -504,7 +592,10 @@ fn describe_topic_configs(c: &mut admin_support::Client, topic: &str) -> BTreeMa
         .map(|e| {
             (
                 e.name.to_string(),
-                (e.value.as_deref().unwrap_or("").to_string(), e.config_source),
+                (
+                    e.value.as_deref().unwrap_or("").to_string(),
+                    e.config_source,
+                ),
             )
         })
         .collect()
@@ -542,10 +633,30 @@ fn alter_and_incremental_alter_configs() {
             .with_validate_only(validate_only)
     };
     // SET + APPEND (from the default "delete"), validate_only first: nothing changes.
-    let r = c.send(&inc(vec![("segment.ms", 0, Some("60000")), ("cleanup.policy", 2, Some("compact"))], true), 1);
+    let r = c.send(
+        &inc(
+            vec![
+                ("segment.ms", 0, Some("60000")),
+                ("cleanup.policy", 2, Some("compact")),
+            ],
+            true,
+        ),
+        1,
+    );
     assert_eq!(r.responses[0].error_code, NONE);
-    assert!(!describe_topic_configs(&mut c, "a").get("segment.ms").is_some_and(|v| v.1 == 1));
-    let r = c.send(&inc(vec![("segment.ms", 0, Some("60000")), ("cleanup.policy", 2, Some("compact"))], false), 1);
+    assert!(!describe_topic_configs(&mut c, "a")
+        .get("segment.ms")
+        .is_some_and(|v| v.1 == 1));
+    let r = c.send(
+        &inc(
+            vec![
+                ("segment.ms", 0, Some("60000")),
+                ("cleanup.policy", 2, Some("compact")),
+            ],
+            false,
+        ),
+        1,
+    );
     assert_eq!(r.responses[0].error_code, NONE);
     let d = describe_topic_configs(&mut c, "a");
     assert_eq!(d["segment.ms"], ("60000".to_string(), 1));
@@ -553,7 +664,16 @@ fn alter_and_incremental_alter_configs() {
     assert_eq!(d["retention.ms"], ("5000".to_string(), 1));
     assert_eq!(d["segment.bytes"], ("1073741824".to_string(), 5));
     // SUBTRACT and DELETE.
-    let r = c.send(&inc(vec![("cleanup.policy", 3, Some("delete")), ("retention.ms", 1, None)], false), 0);
+    let r = c.send(
+        &inc(
+            vec![
+                ("cleanup.policy", 3, Some("delete")),
+                ("retention.ms", 1, None),
+            ],
+            false,
+        ),
+        0,
+    );
     assert_eq!(r.responses[0].error_code, NONE);
     let d = describe_topic_configs(&mut c, "a");
     assert_eq!(d["cleanup.policy"], ("compact".to_string(), 1));
@@ -563,32 +683,49 @@ fn alter_and_incremental_alter_configs() {
         (vec![("retention.ms", 2, Some("1"))], INVALID_CONFIG),
         (vec![("retention.ms", 0, Some("x"))], INVALID_CONFIG),
         (vec![("no.such", 0, Some("1"))], INVALID_CONFIG),
-        (vec![("retention.ms", 0, Some("1")), ("retention.ms", 1, None)], INVALID_REQUEST),
+        (
+            vec![("retention.ms", 0, Some("1")), ("retention.ms", 1, None)],
+            INVALID_REQUEST,
+        ),
     ] {
         let r = c.send(&inc(configs.clone(), false), 1);
         assert_eq!(r.responses[0].error_code, code, "{configs:?}");
     }
     let mut unknown = inc(vec![("retention.ms", 0, Some("1"))], false);
     unknown.resources[0].resource_name = s("nope");
-    assert_eq!(c.send(&unknown, 1).responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        c.send(&unknown, 1).responses[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
 
     // AlterConfigs replaces the whole set: only retention.bytes is left.
-    let alter = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(s("a"))
-        .with_configs(vec![AlterableConfig::default()
-            .with_name(s("retention.bytes"))
-            .with_value(Some(s("1000000")))])]);
+    let alter =
+        AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("a"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s("retention.bytes"))
+                .with_value(Some(s("1000000")))])]);
     assert_eq!(c.send(&alter, 2).responses[0].error_code, NONE);
     let d = describe_topic_configs(&mut c, "a");
-    let dynamic: Vec<_> = d.iter().filter(|(_, v)| v.1 == 1).map(|(k, _)| k.clone()).collect();
+    let dynamic: Vec<_> = d
+        .iter()
+        .filter(|(_, v)| v.1 == 1)
+        .map(|(k, _)| k.clone())
+        .collect();
     assert_eq!(dynamic, vec!["retention.bytes"]);
     // Broker configs are static.
-    let broker_alter = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(4)
-        .with_resource_name(s("1"))
-        .with_configs(vec![AlterableConfig::default().with_name(s("num.partitions")).with_value(Some(s("3")))])]);
-    assert_eq!(c.send(&broker_alter, 0).responses[0].error_code, INVALID_REQUEST);
+    let broker_alter =
+        AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s("1"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s("num.partitions"))
+                .with_value(Some(s("3")))])]);
+    assert_eq!(
+        c.send(&broker_alter, 0).responses[0].error_code,
+        INVALID_REQUEST
+    );
 
     // DescribeConfigs: selected keys, broker resource, unknown topic.
     let resp = c.send(
@@ -646,7 +783,11 @@ fn describe_cluster_and_paged_describe_topic_partitions() {
         for t in &resp.topics {
             assert_eq!(t.error_code, NONE);
             for p in &t.partitions {
-                seen.push(format!("{}{}", t.name.as_ref().unwrap().as_str(), p.partition_index));
+                seen.push(format!(
+                    "{}{}",
+                    t.name.as_ref().unwrap().as_str(),
+                    p.partition_index
+                ));
             }
         }
         match resp.next_cursor {
@@ -676,7 +817,13 @@ fn describe_cluster_and_paged_describe_topic_partitions() {
     let got: Vec<_> = resp
         .topics
         .iter()
-        .map(|t| (t.name.as_ref().unwrap().to_string(), t.error_code, t.partitions.len()))
+        .map(|t| {
+            (
+                t.name.as_ref().unwrap().to_string(),
+                t.error_code,
+                t.partitions.len(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -742,7 +889,13 @@ fn delete_records_moves_the_log_start_offset() {
     let segments = || {
         std::fs::read_dir(data.join("dr-0"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
             .count()
     };
     let before = segments();
@@ -760,7 +913,10 @@ fn delete_records_moves_the_log_start_offset() {
     // -1: up to the high watermark.
     let resp = c.send(&req(vec![(0, -1)]), 2);
     assert_eq!(
-        (resp.topics[0].partitions[0].error_code, resp.topics[0].partitions[0].low_watermark),
+        (
+            resp.topics[0].partitions[0].error_code,
+            resp.topics[0].partitions[0].low_watermark
+        ),
         (NONE, 100)
     );
     drop(c);

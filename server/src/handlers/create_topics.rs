@@ -85,8 +85,7 @@ async fn create_one(t: &CreatableTopic, validate_only: bool) -> Result<Created, 
                     "Partitions should be a consecutive 0-based integer sequence".into(),
                 ));
             }
-            if a.broker_ids.is_empty()
-                || a.broker_ids.iter().any(|b| b.0 != broker.config.node_id)
+            if a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != broker.config.node_id)
             {
                 return Err((
                     error::INVALID_REPLICA_ASSIGNMENT,
@@ -121,8 +120,7 @@ async fn create_one(t: &CreatableTopic, validate_only: bool) -> Result<Created, 
         n if n <= 0 => {
             return Err((
                 error::INVALID_REPLICATION_FACTOR,
-                "Replication factor must be larger than 0, or -1 to use the default value."
-                    .into(),
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
             ))
         }
         n => {

@@ -16,7 +16,8 @@ pub const MAX_VERSION: i16 = 2;
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Cluster ACL operations allowed without an authorizer: CREATE 5, ALTER 7, DESCRIBE 8,
 /// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let body: DescribeClusterRequest = request.decode()?;

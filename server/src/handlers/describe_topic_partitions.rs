@@ -60,7 +60,8 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
         None => (String::new(), 0),
     };
     let mut budget = if body.response_partition_limit > 0 {
-        body.response_partition_limit.min(MAX_PARTITIONS_PER_RESPONSE)
+        body.response_partition_limit
+            .min(MAX_PARTITIONS_PER_RESPONSE)
     } else {
         MAX_PARTITIONS_PER_RESPONSE
     } as u32;
@@ -84,7 +85,11 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
         }
         t.topic_id = topic.id;
         t.is_internal = name.starts_with("__");
-        let first = if name == start_topic { start_partition } else { 0 };
+        let first = if name == start_topic {
+            start_partition
+        } else {
+            0
+        };
         let mut p = first;
         while p < topic.partitions && budget > 0 {
             t.partitions.push(

@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
-use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -69,7 +69,8 @@ async fn alter(res: &AlterConfigsResource, validate_only: bool) -> Result<(), To
     let mut configs = topic.configs.clone();
     for c in &res.configs {
         let key = c.name.to_string();
-        if c.config_operation != 1 && config_entries::topic_config_kind(&key).is_none()
+        if c.config_operation != 1
+            && config_entries::topic_config_kind(&key).is_none()
             && !topics::TOPIC_CONFIG_KEYS.contains(&key.as_str())
         {
             return Err((
