@@ -644,9 +644,11 @@ fn alter_and_incremental_alter_configs() {
         1,
     );
     assert_eq!(r.responses[0].error_code, NONE);
-    assert!(!describe_topic_configs(&mut c, "a")
-        .get("segment.ms")
-        .is_some_and(|v| v.1 == 1));
+    assert_eq!(
+        describe_topic_configs(&mut c, "a")["segment.ms"],
+        ("604800000".to_string(), 5),
+        "validate_only changes nothing"
+    );
     let r = c.send(
         &inc(
             vec![
