@@ -23,6 +23,9 @@ pub const MIN_SEGMENT_BYTES: u32 = 14;
 /// Name of the per-partition checkpoint file: the base offset of the first segment that is not
 /// known to be fully durable. Recovery CRC-scans from there.
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset";
+/// Name of the per-partition checkpoint file holding the log start offset once DeleteRecords
+/// moved it past the first segment's base offset.
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
 pub use crate::batch::TimestampType;
 
@@ -251,9 +254,18 @@ impl PartitionLog {
                 seg.seal(dir)?;
             }
         }
-        report.segments = segments.len();
-        let log_start_offset = segments[0].base_offset;
         let next_offset = segments[last].next_offset;
+        // DeleteRecords may have moved the start past the first segment (and a crash may have
+        // come between the checkpoint and the removal of the segments below it).
+        let log_start_offset = read_checkpoint(&dir.join(LOG_START_OFFSET_FILE))
+            .unwrap_or(0)
+            .clamp(segments[0].base_offset, next_offset);
+        while segments.len() > 1 && segments[1].base_offset <= log_start_offset {
+            segment::delete_files(dir, segments[0].base_offset)?;
+            segments.remove(0);
+        }
+        let last = segments.len() - 1;
+        report.segments = segments.len();
         let dir_file = Arc::new(LogFile::open_dir(dir)?);
         let recovery_point = segments[last].base_offset;
         let written_at = (segments[last].base_offset, segments[last].size);
@@ -514,6 +526,31 @@ impl PartitionLog {
         self.segments.push(new_segment);
         self.dir_unsynced = true;
         Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (never down) and deletes the
+    /// segments that lie wholly below it; the active segment stays. The new start is
+    /// checkpointed before any file is removed. Returns the log start offset afterwards, or
+    /// `Err(None)` when `offset` is past the high watermark (Kafka: OFFSET_OUT_OF_RANGE).
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, Option<io::Error>> {
+        if offset > self.high_watermark() || offset < 0 {
+            return Err(None);
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        write_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset).map_err(Some)?;
+        let mut removed = false;
+        while self.segments.len() > 1 && self.segments[1].base_offset <= offset {
+            let seg = self.segments.remove(0);
+            seg.delete_files(&self.dir).map_err(Some)?;
+            removed = true;
+        }
+        if removed {
+            self.dir_unsynced = true;
+        }
+        Ok(self.log_start_offset)
     }
 
     /// Where the batch holding `offset` may be searched for: the segment's index in

@@ -137,6 +137,13 @@ impl Partition {
         self.written.notified()
     }
 
+    /// DeleteRecords: makes `offset` the log start offset (if it is higher) and deletes the
+    /// segments wholly below it. Reads below the new start answer OFFSET_OUT_OF_RANGE; ranges
+    /// already handed out stay readable. `Err(None)`: `offset` is past the high watermark.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, Option<io::Error>> {
+        self.log.borrow_mut().delete_records_before(offset)
+    }
+
     /// Appends a record set (one or more v2 batches, validated here) and answers once it has
     /// reached `ack`. Offsets are assigned in call order; writes are issued at once, so many
     /// appends are in flight together and a durable ack shares its fdatasync with every other

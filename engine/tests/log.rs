@@ -667,3 +667,56 @@ fn batch_headers_are_walked_from_an_offset_across_segments() {
         assert_eq!(count, 0);
     });
 }
+
+#[test]
+fn delete_records_moves_the_log_start_and_removes_whole_segments_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_segments();
+    let stored = write_log(dir.path(), &config, 150);
+    let pdir = partition_dir(dir.path(), "r", 0);
+    let (cut, hw) = runtime::block_on(async {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (p, _) = storage.open_partition("r", 0, config.clone()).unwrap();
+        let segments_before = p.log().segments().len();
+        assert!(segments_before > 3);
+        let hw = p.log().high_watermark();
+        // Past the high watermark: refused, nothing changes.
+        assert!(matches!(p.delete_records_before(hw + 1), Err(None)));
+        assert_eq!(p.log().log_start_offset(), 0);
+        // An offset in the middle of the third segment.
+        let third = p.log().segments()[2].base_offset;
+        let cut = third + 1;
+        assert_eq!(p.delete_records_before(cut).unwrap(), cut);
+        assert_eq!(p.log().log_start_offset(), cut);
+        assert_eq!(p.log().segments()[0].base_offset, third);
+        assert_eq!(p.log().segments().len(), segments_before - 2);
+        assert!(!file_path(&pdir, 0, LOG_SUFFIX).exists());
+        assert!(file_path(&pdir, third, LOG_SUFFIX).exists());
+        // Never moves back.
+        assert_eq!(p.delete_records_before(1).unwrap(), cut);
+        // Below the start: out of range; at the start: served.
+        assert!(matches!(
+            p.read(cut - 1, 1000, true).await,
+            Err(ReadError::OffsetOutOfRange { log_start_offset, .. }) if log_start_offset == cut
+        ));
+        let slice = p.read(cut, 1000, true).await.unwrap();
+        assert_eq!(slice.log_start_offset, cut);
+        let got = batches(&read_range(slice.range.as_ref().unwrap()));
+        let first = &got[0];
+        assert!(first.base_offset <= cut && cut <= first.last_offset());
+        (cut, hw)
+    });
+    // The start survives a restart.
+    runtime::block_on(async {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (p, _) = storage.open_partition("r", 0, config.clone()).unwrap();
+        assert_eq!(p.log().log_start_offset(), cut);
+        assert_eq!(p.log().high_watermark(), hw);
+        assert!(p.read(cut - 1, 1000, true).await.is_err());
+        // Deleting everything keeps the active segment and an empty readable log.
+        assert_eq!(p.delete_records_before(hw).unwrap(), hw);
+        assert_eq!(p.log().segments().len(), 1);
+        assert!(p.read(hw, 1000, true).await.unwrap().range.is_none());
+    });
+    drop(stored);
+}

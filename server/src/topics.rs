@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use corelog_engine::storage::is_valid_topic_name;
 
-use crate::broker::{open_owned_partitions, shard};
+use crate::broker::{open_owned_partitions, owner_of, shard, topic_log_config};
 use crate::handlers::error;
 use crate::metadata::{MetadataError, TopicMeta};
 
@@ -14,8 +14,12 @@ use crate::metadata::{MetadataError, TopicMeta};
 /// `broker::topic_log_config`); the others are stored and reported back as set.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
     "delete.retention.ms",
+    "errors.deadletterqueue.group.enable",
     "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
@@ -25,6 +29,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "local.retention.bytes",
     "local.retention.ms",
     "max.compaction.lag.ms",
+    "max.decompressed.message.bytes",
     "max.message.bytes",
     "message.downconversion.enable",
     "message.timestamp.after.max.ms",
@@ -35,6 +40,10 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
     "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
@@ -87,7 +96,9 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
         | "local.retention.bytes"
         | "message.timestamp.after.max.ms"
         | "message.timestamp.before.max.ms"
-        | "message.timestamp.difference.max.ms" => value
+        | "message.timestamp.difference.max.ms"
+        | "remote.copy.lag.bytes"
+        | "remote.copy.lag.ms" => value
             .parse::<i64>()
             .map(|_| ())
             .or_else(|_| bad("not a number")),
@@ -111,7 +122,18 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
                 bad("must be delete, compact or both")
             }
         }
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => value
+            .parse::<i32>()
+            .map(|_| ())
+            .or_else(|_| bad("not a number")),
+        "max.decompressed.message.bytes" => match value.parse::<i32>() {
+            Ok(v) if v >= 0 => Ok(()),
+            _ => bad("must be a non-negative number"),
+        },
         "unclean.leader.election.enable"
+        | "errors.deadletterqueue.group.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable"
         | "preallocate"
         | "message.downconversion.enable"
         | "remote.storage.enable" => match value {
@@ -130,7 +152,7 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
     }
 }
 
-fn metadata_error(e: MetadataError) -> TopicError {
+pub fn metadata_error(e: MetadataError) -> TopicError {
     match e {
         MetadataError::TopicAlreadyExists => {
             (error::TOPIC_ALREADY_EXISTS, "Topic already exists.".into())
@@ -240,5 +262,41 @@ pub async fn add_partitions(name: &str, count: u32) -> Result<Arc<TopicMeta>, To
         .set_partition_count(name, count)
         .map_err(metadata_error)?;
     open_everywhere(topic.clone(), before.unwrap_or(0)).await?;
+    Ok(topic)
+}
+
+/// Replaces a topic's config overrides (validated here) and applies the resulting log settings
+/// to every open partition of the topic, each on its owner shard.
+pub async fn set_configs(
+    name: &str,
+    configs: BTreeMap<String, String>,
+) -> Result<Arc<TopicMeta>, TopicError> {
+    for (k, v) in &configs {
+        validate_config(k, v)?;
+    }
+    let broker = shard().broker.clone();
+    let topic = broker
+        .metadata
+        .set_configs(name, configs)
+        .map_err(metadata_error)?;
+    let mut applied = Vec::new();
+    for s in 0..broker.shard_count() {
+        let topic = topic.clone();
+        applied.push(broker.router().spawn_on(s, move || async move {
+            let state = shard();
+            let config = topic_log_config(&state.broker.config.log, &topic.configs);
+            for p in 0..topic.partitions {
+                if owner_of(&state.broker, &topic.name, p) == state.id {
+                    if let Some(partition) = state.local_partition(&topic.name, p) {
+                        partition.set_config(config.clone());
+                    }
+                }
+            }
+        }));
+    }
+    for a in applied {
+        a.await;
+    }
+    tracing::info!(topic = name, "altered topic configs");
     Ok(topic)
 }

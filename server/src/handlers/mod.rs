@@ -11,9 +11,18 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use corelog_engine::log::FileRange;
 
+pub mod alter_configs;
 pub mod api_versions;
-pub mod init_producer_id;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -97,6 +106,51 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             list_offsets::MIN_VERSION,
             list_offsets::MAX_VERSION,
         ),
+        (
+            ApiKey::CreateTopics,
+            create_topics::MIN_VERSION,
+            create_topics::MAX_VERSION,
+        ),
+        (
+            ApiKey::DeleteTopics,
+            delete_topics::MIN_VERSION,
+            delete_topics::MAX_VERSION,
+        ),
+        (
+            ApiKey::DeleteRecords,
+            delete_records::MIN_VERSION,
+            delete_records::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeConfigs,
+            describe_configs::MIN_VERSION,
+            describe_configs::MAX_VERSION,
+        ),
+        (
+            ApiKey::AlterConfigs,
+            alter_configs::MIN_VERSION,
+            alter_configs::MAX_VERSION,
+        ),
+        (
+            ApiKey::CreatePartitions,
+            create_partitions::MIN_VERSION,
+            create_partitions::MAX_VERSION,
+        ),
+        (
+            ApiKey::IncrementalAlterConfigs,
+            incremental_alter_configs::MIN_VERSION,
+            incremental_alter_configs::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeCluster,
+            describe_cluster::MIN_VERSION,
+            describe_cluster::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeTopicPartitions,
+            describe_topic_partitions::MIN_VERSION,
+            describe_topic_partitions::MAX_VERSION,
+        ),
     ]
 }
 
@@ -122,6 +176,15 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
         ApiKey::InitProducerId => init_producer_id::handle(request).await,
         ApiKey::Fetch => fetch::handle(request).await,
         ApiKey::ListOffsets => list_offsets::handle(request).await,
+        ApiKey::CreateTopics => create_topics::handle(request).await,
+        ApiKey::DeleteTopics => delete_topics::handle(request).await,
+        ApiKey::DeleteRecords => delete_records::handle(request).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(request).await,
+        ApiKey::AlterConfigs => alter_configs::handle(request).await,
+        ApiKey::CreatePartitions => create_partitions::handle(request).await,
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(request).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(request).await,
+        ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -142,13 +205,15 @@ pub mod error {
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const INVALID_TIMESTAMP: i16 = 32;
     pub const INVALID_CONFIG: i16 = 40;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
     pub const POLICY_VIOLATION: i16 = 44;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const NOT_COORDINATOR: i16 = 16;
-    pub const INVALID_REQUEST: i16 = 42;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
