@@ -16,6 +16,8 @@ TOOLS=(
   "fio:fio"          # disk baselines (scripts/baseline.sh)
   "iperf3:iperf3"    # loopback network baseline (scripts/baseline.sh)
   "python3:python3"  # parses fio/iperf3 JSON in scripts/baseline.sh
+  "cmake:cmake"      # builds librdkafka from source for the interop tests (rdkafka, cmake-build)
+  "make:make"        # the build tool cmake generates for librdkafka
 )
 
 missing_cmds=()
