@@ -18,6 +18,9 @@ TOOLS=(
   "python3:python3"  # parses fio/iperf3 JSON in scripts/baseline.sh
   "cmake:cmake"      # builds librdkafka from source for the interop tests (rdkafka, cmake-build)
   "make:make"        # the build tool cmake generates for librdkafka
+  # librdkafka 2.12's cmake config.h always defines WITH_OAUTHBEARER_OIDC (#cmakedefine01), so
+  # rdkafka_conf.c includes <curl/curl.h> even with WITH_CURL=0: only the header is needed.
+  "curl-config:libcurl4-openssl-dev"
 )
 
 missing_cmds=()
