@@ -64,7 +64,9 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
             md.topics().iter().find(|t| t.name() == topic).map(|t| {
                 t.error().is_none()
                     && t.partitions().len() == partitions as usize
-                    && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
             })
         });
         if ready == Some(true) {
@@ -94,7 +96,10 @@ struct Rec {
 
 /// Collects delivery reports: (record index, Ok((partition, offset)) or Err).
 #[derive(Default)]
-struct Reports(Mutex<Vec<(usize, Result<(i32, i64), String>)>>);
+struct Reports(Mutex<Vec<(usize, Delivery)>>);
+
+/// Where a record landed, (partition, offset), or why it was not delivered.
+type Delivery = Result<(i32, i64), String>;
 
 impl ClientContext for Reports {}
 
@@ -153,7 +158,12 @@ fn make_records(count: usize, big: bool) -> Vec<Rec> {
 
 /// Produces `recs` to `topic` with the given producer settings; returns the delivery report of
 /// each record: (partition, offset), offset -1 where the broker does not answer (acks=0).
-fn rd_produce(bootstrap: &str, topic: &str, settings: &[(&str, &str)], recs: &[Rec]) -> Vec<(i32, i64)> {
+fn rd_produce(
+    bootstrap: &str,
+    topic: &str,
+    settings: &[(&str, &str)],
+    recs: &[Rec],
+) -> Vec<(i32, i64)> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "60000")
@@ -203,7 +213,11 @@ fn rd_produce(bootstrap: &str, topic: &str, settings: &[(&str, &str)], recs: &[R
         .flush(TIMEOUT)
         .unwrap_or_else(|e| panic!("flush {settings:?}: {e}"));
     let reports = std::mem::take(&mut *producer.context().0.lock().unwrap());
-    assert_eq!(reports.len(), recs.len(), "delivery reports for {settings:?}");
+    assert_eq!(
+        reports.len(),
+        recs.len(),
+        "delivery reports for {settings:?}"
+    );
     let mut out = vec![(-1, -1); recs.len()];
     for (i, r) in reports {
         out[i] = r.unwrap_or_else(|e| panic!("record {i} with {settings:?} not delivered: {e}"));
@@ -236,13 +250,21 @@ fn rec_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
         .unwrap_or_default();
     let timestamp = match m.timestamp() {
         Timestamp::CreateTime(t) => t,
-        other => panic!("offset {}: timestamp {other:?}, want CreateTime", m.offset()),
+        other => panic!(
+            "offset {}: timestamp {other:?}, want CreateTime",
+            m.offset()
+        ),
     };
     Rec {
         key: m.key().map(<[u8]>::to_vec),
         value: m
             .payload()
-            .unwrap_or_else(|| panic!("offset {}: null value, want a (maybe empty) value", m.offset()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "offset {}: null value, want a (maybe empty) value",
+                    m.offset()
+                )
+            })
             .to_vec(),
         headers,
         timestamp,
@@ -251,7 +273,11 @@ fn rec_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
 
 /// Reads `want[p]` records from each partition p starting at offset 0 (assign, no group) and
 /// returns them per partition as (offset, record).
-fn rd_consume(bootstrap: &str, topic: &str, want: &BTreeMap<i32, usize>) -> BTreeMap<i32, Vec<(i64, Rec)>> {
+fn rd_consume(
+    bootstrap: &str,
+    topic: &str,
+    want: &BTreeMap<i32, usize>,
+) -> BTreeMap<i32, Vec<(i64, Rec)>> {
     let consumer = rd_consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for &p in want.keys() {
@@ -323,35 +349,60 @@ fn rdkafka_roundtrip(settings: &[(&str, &str)], count: usize, big: bool) {
         seqs.push(i);
         if let Some(k) = &recs[i].key {
             let first = *key_partition.entry(k.clone()).or_insert(p);
-            assert_eq!(first, p, "key {:?} went to partitions {first} and {p}", String::from_utf8_lossy(k));
+            assert_eq!(
+                first,
+                p,
+                "key {:?} went to partitions {first} and {p}",
+                String::from_utf8_lossy(k)
+            );
         }
     }
     let want: BTreeMap<i32, usize> = expected.iter().map(|(&p, v)| (p, v.len())).collect();
     let got = rd_consume(&bootstrap, &topic, &want);
     for (p, seqs) in &expected {
         for (j, (&seq, (off, rec))) in seqs.iter().zip(&got[p]).enumerate() {
-            assert_eq!(*off, j as i64, "partition {p}: record {j} read at offset {off}");
-            assert_eq!(rec, &recs[seq], "partition {p} offset {off}: record {seq} differs");
+            assert_eq!(
+                *off, j as i64,
+                "partition {p}: record {j} read at offset {off}"
+            );
+            assert_eq!(
+                rec, &recs[seq],
+                "partition {p} offset {off}: record {seq} differs"
+            );
         }
     }
 
     // Seek: back to the middle of the fullest partition, on the same kind of consumer.
-    let (&p, seqs) = expected.iter().max_by_key(|(_, v)| v.len()).expect("records");
+    let (&p, seqs) = expected
+        .iter()
+        .max_by_key(|(_, v)| v.len())
+        .expect("records");
     let mid = seqs.len() / 2;
     let consumer = rd_consumer(&bootstrap);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, p, Offset::End).expect("tpl");
+    tpl.add_partition_offset(&topic, p, Offset::End)
+        .expect("tpl");
     consumer.assign(&tpl).expect("assign");
     // A seek needs the partition to be fetching: poll once (nothing comes from the end).
     let _ = consumer.poll(Duration::from_millis(500));
     let deadline = Instant::now() + TIMEOUT;
-    while let Err(e) = consumer.seek(&topic, p, Offset::Offset(mid as i64), Duration::from_secs(5)) {
+    while let Err(e) = consumer.seek(
+        &topic,
+        p,
+        Offset::Offset(mid as i64),
+        Duration::from_secs(5),
+    ) {
         assert!(Instant::now() < deadline, "seek {topic}/{p} to {mid}: {e}");
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut again = Vec::new();
     while again.len() < seqs.len() - mid {
-        assert!(Instant::now() < deadline, "after seek read {} of {}", again.len(), seqs.len() - mid);
+        assert!(
+            Instant::now() < deadline,
+            "after seek read {} of {}",
+            again.len(),
+            seqs.len() - mid
+        );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(e)) => panic!("consume after seek: {e}"),
@@ -360,8 +411,14 @@ fn rdkafka_roundtrip(settings: &[(&str, &str)], count: usize, big: bool) {
     }
     for (j, (off, rec)) in again.iter().enumerate() {
         let at = mid + j;
-        assert_eq!(*off, at as i64, "after seek to {mid}: record {j} at offset {off}");
-        assert_eq!(rec, &recs[seqs[at]], "after seek: partition {p} offset {off} differs");
+        assert_eq!(
+            *off, at as i64,
+            "after seek to {mid}: record {j} at offset {off}"
+        );
+        assert_eq!(
+            rec, &recs[seqs[at]],
+            "after seek: partition {p} offset {off} differs"
+        );
     }
     drop(consumer);
     broker.stop();
@@ -369,37 +426,65 @@ fn rdkafka_roundtrip(settings: &[(&str, &str)], count: usize, big: bool) {
 
 #[test]
 fn rdkafka_acks_0() {
-    rdkafka_roundtrip(&[("acks", "0"), ("enable.idempotence", "false")], 300, false);
+    rdkafka_roundtrip(
+        &[("acks", "0"), ("enable.idempotence", "false")],
+        300,
+        false,
+    );
 }
 
 #[test]
 fn rdkafka_acks_1() {
-    rdkafka_roundtrip(&[("acks", "1"), ("enable.idempotence", "false")], 300, false);
+    rdkafka_roundtrip(
+        &[("acks", "1"), ("enable.idempotence", "false")],
+        300,
+        false,
+    );
 }
 
 #[test]
 fn rdkafka_acks_all() {
-    rdkafka_roundtrip(&[("acks", "all"), ("enable.idempotence", "false")], 300, false);
+    rdkafka_roundtrip(
+        &[("acks", "all"), ("enable.idempotence", "false")],
+        300,
+        false,
+    );
 }
 
 #[test]
 fn rdkafka_acks_all_idempotent() {
-    rdkafka_roundtrip(&[("acks", "all"), ("enable.idempotence", "true")], 300, false);
+    rdkafka_roundtrip(
+        &[("acks", "all"), ("enable.idempotence", "true")],
+        300,
+        false,
+    );
 }
 
 #[test]
 fn rdkafka_gzip() {
-    rdkafka_roundtrip(&[("compression.type", "gzip"), ("linger.ms", "20")], 300, true);
+    rdkafka_roundtrip(
+        &[("compression.type", "gzip"), ("linger.ms", "20")],
+        300,
+        true,
+    );
 }
 
 #[test]
 fn rdkafka_snappy() {
-    rdkafka_roundtrip(&[("compression.type", "snappy"), ("linger.ms", "20")], 300, true);
+    rdkafka_roundtrip(
+        &[("compression.type", "snappy"), ("linger.ms", "20")],
+        300,
+        true,
+    );
 }
 
 #[test]
 fn rdkafka_lz4() {
-    rdkafka_roundtrip(&[("compression.type", "lz4"), ("linger.ms", "20")], 300, true);
+    rdkafka_roundtrip(
+        &[("compression.type", "lz4"), ("linger.ms", "20")],
+        300,
+        true,
+    );
 }
 
 #[test]
@@ -418,7 +503,11 @@ fn rdkafka_zstd_idempotent() {
 #[test]
 fn rdkafka_gzip_acks_1() {
     rdkafka_roundtrip(
-        &[("compression.type", "gzip"), ("acks", "1"), ("enable.idempotence", "false")],
+        &[
+            ("compression.type", "gzip"),
+            ("acks", "1"),
+            ("enable.idempotence", "false"),
+        ],
         200,
         true,
     );
@@ -430,7 +519,11 @@ fn rdkafka_gzip_acks_1() {
 
 fn kcat(args: &[&str], stdin: &[u8]) -> std::process::Output {
     require_on_path("kcat");
-    run_with_timeout(Command::new("kcat").args(args), Duration::from_secs(120), stdin)
+    run_with_timeout(
+        Command::new("kcat").args(args),
+        Duration::from_secs(120),
+        stdin,
+    )
 }
 
 #[test]
@@ -440,16 +533,39 @@ fn kcat_keyed_produce_consume_and_metadata() {
     let topic = unique_topic("kcat");
     create_topic(&b, &topic, 3);
 
-    let lines: Vec<String> = (0..60).map(|i| format!("key-{}:value {i} with : colons", i % 5)).collect();
+    let lines: Vec<String> = (0..60)
+        .map(|i| format!("key-{}:value {i} with : colons", i % 5))
+        .collect();
     let input = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     let out = kcat(
-        &["-P", "-b", &b, "-t", &topic, "-K:", "-X", "message.timeout.ms=60000"],
+        &[
+            "-P",
+            "-b",
+            &b,
+            "-t",
+            &topic,
+            "-K:",
+            "-X",
+            "message.timeout.ms=60000",
+        ],
         input.as_bytes(),
     );
     assert_success("kcat -P -K:", &out);
 
     let out = kcat(
-        &["-C", "-b", &b, "-t", &topic, "-o", "beginning", "-e", "-q", "-f", "%k:%s\n"],
+        &[
+            "-C",
+            "-b",
+            &b,
+            "-t",
+            &topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k:%s\n",
+        ],
         b"",
     );
     assert_success("kcat -C -e", &out);
@@ -467,12 +583,31 @@ fn kcat_keyed_produce_consume_and_metadata() {
         }
         m
     };
-    assert_eq!(got.len(), lines.len(), "kcat consumed {} lines, want {}:\n{}", got.len(), lines.len(), got.join("\n"));
+    assert_eq!(
+        got.len(),
+        lines.len(),
+        "kcat consumed {} lines, want {}:\n{}",
+        got.len(),
+        lines.len(),
+        got.join("\n")
+    );
     assert_eq!(per_key(&got), per_key(&lines), "kcat round trip differs");
 
     // Offsets contiguous from 0 in every partition, and every key in exactly one partition.
     let out = kcat(
-        &["-C", "-b", &b, "-t", &topic, "-o", "beginning", "-e", "-q", "-f", "%p %o %k\n"],
+        &[
+            "-C",
+            "-b",
+            &b,
+            "-t",
+            &topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%p %o %k\n",
+        ],
         b"",
     );
     assert_success("kcat -C -e (offsets)", &out);
@@ -484,7 +619,11 @@ fn kcat_keyed_produce_consume_and_metadata() {
         let o: i64 = it.next().unwrap().parse().unwrap();
         let k = it.next().unwrap().to_string();
         offsets.entry(p).or_default().push(o);
-        assert_eq!(*key_part.entry(k.clone()).or_insert(p), p, "key {k} in two partitions");
+        assert_eq!(
+            *key_part.entry(k.clone()).or_insert(p),
+            p,
+            "key {k} in two partitions"
+        );
     }
     for (p, offs) in &offsets {
         let want: Vec<i64> = (0..offs.len() as i64).collect();
@@ -503,7 +642,10 @@ fn kcat_keyed_produce_consume_and_metadata() {
         "kcat -L does not show the broker at {b}:\n{md}"
     );
     for p in 0..3 {
-        assert!(md.contains(&format!("partition {p}, leader ")), "kcat -L lacks partition {p}:\n{md}");
+        assert!(
+            md.contains(&format!("partition {p}, leader ")),
+            "kcat -L lacks partition {p}:\n{md}"
+        );
     }
     broker.stop();
 }
@@ -586,7 +728,8 @@ fn send_bad(broker: &Broker, bytes: &[u8], half_close: bool) -> Outcome {
 /// After bad input: the process is alive and a normal client is served.
 fn assert_still_serving(broker: &mut Broker) {
     broker.assert_alive();
-    api_versions_ok(broker.addr()).unwrap_or_else(|e| panic!("broker no longer serves ApiVersions: {e}"));
+    api_versions_ok(broker.addr())
+        .unwrap_or_else(|e| panic!("broker no longer serves ApiVersions: {e}"));
     // And a real client: librdkafka fetches metadata.
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
@@ -596,11 +739,20 @@ fn assert_still_serving(broker: &mut Broker) {
         .inner()
         .fetch_metadata(None, Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("metadata after bad input: {e}"));
-    assert!(!md.brokers().is_empty(), "no brokers in metadata after bad input");
+    assert!(
+        !md.brokers().is_empty(),
+        "no brokers in metadata after bad input"
+    );
     broker.assert_alive();
 }
 
-fn request(key: i16, version: i16, correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> {
+fn request(
+    key: i16,
+    version: i16,
+    correlation_id: i32,
+    flexible_header: bool,
+    body: &[u8],
+) -> Vec<u8> {
     let mut p = Vec::new();
     p.extend_from_slice(&key.to_be_bytes());
     p.extend_from_slice(&version.to_be_bytes());
@@ -737,13 +889,22 @@ fn bad_input_api_versions_v99_gets_v0_unsupported_version_with_key_list() {
         .expect("ApiVersions v99 must be answered (KIP-511), not closed");
     let a = parse_api_versions(&f, false).unwrap_or_else(|e| panic!("v0 ApiVersions answer: {e}"));
     assert_eq!(a.correlation_id, 77);
-    assert_eq!(a.error_code, 35, "error code: want UNSUPPORTED_VERSION (35)");
-    let av = a.keys.iter().find(|k| k.0 == 18).unwrap_or_else(|| panic!("key list lacks ApiVersions: {:?}", a.keys));
+    assert_eq!(
+        a.error_code, 35,
+        "error code: want UNSUPPORTED_VERSION (35)"
+    );
+    let av = a
+        .keys
+        .iter()
+        .find(|k| k.0 == 18)
+        .unwrap_or_else(|| panic!("key list lacks ApiVersions: {:?}", a.keys));
     assert!(av.1 == 0 && av.2 >= 3, "ApiVersions range {av:?}");
     // Only ApiVersions is required in this answer: Kafka 4.4 lists nothing else here.
     // The same connection goes on: a v3 request now.
     s.write_all(&api_versions_v3_frame(78)).expect("write");
-    let f = read_frame(&mut s).expect("read").expect("answer on the same connection");
+    let f = read_frame(&mut s)
+        .expect("read")
+        .expect("answer on the same connection");
     let a = parse_api_versions(&f, true).expect("v3 answer");
     assert_eq!((a.correlation_id, a.error_code), (78, 0));
     drop(s);

@@ -78,7 +78,10 @@ impl Broker {
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
             .arg("--set")
-            .arg(format!("log.dirs={}", data_dir.path().join("data").display()));
+            .arg(format!(
+                "log.dirs={}",
+                data_dir.path().join("data").display()
+            ));
         for (k, v) in props {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
@@ -289,9 +292,8 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 /// connection (EOF or reset) before a whole frame arrived.
 pub fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
     let mut size = [0u8; 4];
-    match read_exact_or_closed(stream, &mut size)? {
-        false => return Ok(None),
-        true => {}
+    if !read_exact_or_closed(stream, &mut size)? {
+        return Ok(None);
     }
     let size = i32::from_be_bytes(size);
     if !(4..=64 << 20).contains(&size) {
@@ -431,11 +433,7 @@ const INSTALL_HINT: &str = "install the interop tools with `bash scripts/install
 /// The venv python with confluent-kafka.
 pub fn python() -> PathBuf {
     let p = repo_root().join(".cache/venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: {INSTALL_HINT}",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: {INSTALL_HINT}", p.display());
     p
 }
 
@@ -444,8 +442,11 @@ pub fn kafka_client_lib() -> PathBuf {
     let p = repo_root().join(".cache/kafka-tools/lib");
     let has_client = std::fs::read_dir(&p)
         .map(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("kafka-clients-"))
+            d.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("kafka-clients-")
+            })
         })
         .unwrap_or(false);
     assert!(
