@@ -650,6 +650,26 @@ fn kcat_keyed_produce_consume_and_metadata() {
     broker.stop();
 }
 
+/// Metadata alone (no topic of ours): kcat sees exactly one broker, at the bootstrap address.
+#[test]
+fn kcat_metadata_lists_the_broker() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let out = kcat(&["-L", "-b", &b], b"");
+    assert_success("kcat -L", &out);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains(" 1 brokers:"),
+        "kcat -L does not show one broker:\n{md}"
+    );
+    assert!(
+        md.lines()
+            .any(|l| l.trim_start().starts_with("broker ") && l.contains(&format!(" at {b}"))),
+        "kcat -L does not show the broker at {b}:\n{md}"
+    );
+    broker.stop();
+}
+
 // ---------------------------------------------------------------------------------------------
 // confluent-kafka (Python)
 // ---------------------------------------------------------------------------------------------
