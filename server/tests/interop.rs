@@ -271,6 +271,19 @@ fn rec_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
     }
 }
 
+/// A consumer error while reading assigned partitions: fatal, except the group coordinator's
+/// (the consumer has a group.id, which librdkafka may look up although assign() never uses it;
+/// group APIs are not what this suite tests).
+fn tolerate_group_error(e: &rdkafka::error::KafkaError, what: &str) {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(C::CoordinatorNotAvailable | C::NotCoordinator | C::CoordinatorLoadInProgress) => {
+            eprintln!("{what}: ignoring a group coordinator error: {e}");
+        }
+        _ => panic!("{what}: {e}"),
+    }
+}
+
 /// Reads `want[p]` records from each partition p starting at offset 0 (assign, no group) and
 /// returns them per partition as (offset, record).
 fn rd_consume(
@@ -296,7 +309,7 @@ fn rd_consume(
         );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(e)) => panic!("consume {topic}: {e}"),
+            Some(Err(e)) => tolerate_group_error(&e, "consume"),
             Some(Ok(m)) => {
                 let v = got.get_mut(&m.partition()).expect("an assigned partition");
                 assert!(
@@ -405,7 +418,7 @@ fn rdkafka_roundtrip(settings: &[(&str, &str)], count: usize, big: bool) {
         );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(e)) => panic!("consume after seek: {e}"),
+            Some(Err(e)) => tolerate_group_error(&e, "consume after seek"),
             Some(Ok(m)) => again.push((m.offset(), rec_of(&m))),
         }
     }
