@@ -16,6 +16,11 @@ TOOLS=(
   "fio:fio"          # disk baselines (scripts/baseline.sh)
   "iperf3:iperf3"    # loopback network baseline (scripts/baseline.sh)
   "python3:python3"  # parses fio/iperf3 JSON in scripts/baseline.sh
+  "cmake:cmake"      # builds librdkafka from source for the interop tests (rdkafka, cmake-build)
+  "make:make"        # the build tool cmake generates for librdkafka
+  # librdkafka 2.12's cmake config.h always defines WITH_OAUTHBEARER_OIDC (#cmakedefine01), so
+  # rdkafka_conf.c includes <curl/curl.h> even with WITH_CURL=0: only the header is needed.
+  "curl-config:libcurl4-openssl-dev"
 )
 
 missing_cmds=()

@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh
+# The independent Kafka clients the interop suite (server/tests/interop.rs) drives: kcat, the
+# Kafka Java client, confluent-kafka. Its tests fail, never skip, when one is missing.
+bash scripts/install-interop.sh --quiet
 cargo test --workspace --release
