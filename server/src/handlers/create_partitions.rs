@@ -68,7 +68,7 @@ async fn grow(t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), Topi
     if count == current {
         return Err((
             error::INVALID_PARTITIONS,
-            format!("Topic already has {current} partitions."),
+            format!("Topic already has {current} partition(s)."),
         ));
     }
     if count > MAX_PARTITIONS_PER_TOPIC {

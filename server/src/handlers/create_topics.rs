@@ -128,7 +128,8 @@ async fn create_one(t: &CreatableTopic, validate_only: bool) -> Result<Created, 
                 error::INVALID_REPLICATION_FACTOR,
                 format!(
                     "Unable to replicate the partition {n} time(s): The target replication \
-                     factor of {n} cannot be reached because only 1 broker(s) are registered."
+                     factor of {n} cannot be reached because only 1 broker(s) are registered \
+                     or some brokers have all their log directories cordoned."
                 ),
             ))
         }
