@@ -325,11 +325,11 @@ async fn append_partition(
         Ok(info) => {
             if let (Some((pid, predicted)), Some(producers)) = (recorded, &producers) {
                 debug_assert_eq!(predicted, info.base_offset, "predicted base offset");
+                let mut producers = producers.borrow_mut();
                 if let Some(t) = info.log_append_time {
-                    producers
-                        .borrow_mut()
-                        .set_log_append_time(pid, predicted, t);
+                    producers.set_log_append_time(pid, predicted, t);
                 }
+                producers.snapshot_if_rolled(&log);
             }
             Outcome {
                 error_code: error::NONE,
