@@ -86,6 +86,11 @@ fn in_sequence(last: i32, next: i32) -> bool {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionProducers {
     producers: HashMap<i64, ProducerEntry>,
+    /// Base offset of the active segment when the last snapshot was taken: a snapshot is taken
+    /// whenever the log rolls past it (as Kafka does at each roll), which bounds the replay
+    /// after a crash to about one segment.
+    #[serde(skip)]
+    snapshot_segment: i64,
 }
 
 /// The snapshot file's contents.
@@ -209,8 +214,11 @@ impl PartitionProducers {
         );
     }
 
-    /// Writes the state as of `offset` to `dir`'s snapshot file (temp file, fsync, rename).
-    pub fn write_snapshot(&self, dir: &Path, offset: i64) -> io::Result<()> {
+    /// Writes the state as of `offset` to `dir`'s snapshot file (temp file, rename; fsynced when
+    /// `durable`). A snapshot lost or torn in a crash is ignored on load (the log is replayed
+    /// instead), and one whose offset is beyond the recovered log end too, so `offset` may be the
+    /// log's next offset even while writes below it are in flight.
+    pub fn write_snapshot(&self, dir: &Path, offset: i64, durable: bool) -> io::Result<()> {
         let snapshot = Snapshot {
             offset,
             producers: self.clone(),
@@ -221,7 +229,9 @@ impl PartitionProducers {
         let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
-        f.sync_data()?;
+        if durable {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, &path)
     }
 
@@ -239,12 +249,39 @@ impl PartitionProducers {
             None => (PartitionProducers::default(), log.log_start_offset()),
         };
         log.for_each_batch_header(from, |h| state.replay(h))?;
+        state.snapshot_segment = active_segment(partition);
         Ok(state)
+    }
+
+    /// Takes a snapshot (not fsynced: it only shortens recovery) if the log rolled since the
+    /// last one. Called after appends on the owner shard; a roll happens once per segment, so
+    /// this small synchronous write is rare.
+    pub fn snapshot_if_rolled(&mut self, partition: &Partition) {
+        let active = active_segment(partition);
+        if active == self.snapshot_segment {
+            return;
+        }
+        self.snapshot_segment = active;
+        let (dir, next) = {
+            let log = partition.log();
+            (log.dir().to_path_buf(), log.next_offset())
+        };
+        if let Err(e) = self.write_snapshot(&dir, next, false) {
+            tracing::warn!(dir = %dir.display(), error = %e, "producer state snapshot failed");
+        }
     }
 }
 
 /// One partition's producer state, shared by the requests the shard runs for it.
 pub type SharedProducers = Rc<RefCell<PartitionProducers>>;
+
+fn active_segment(partition: &Partition) -> i64 {
+    partition
+        .log()
+        .segments()
+        .last()
+        .map_or(0, |s| s.base_offset)
+}
 
 /// A shard's producer state, by partition.
 #[derive(Default)]
@@ -279,8 +316,8 @@ impl ShardProducers {
             .remove(&(topic.to_string(), partition));
     }
 
-    /// Snapshots every partition's state at its log end (graceful shutdown, after the logs were
-    /// made durable).
+    /// Snapshots every partition's state at its next offset (graceful shutdown, after the logs
+    /// were made durable).
     pub fn snapshot_all(&self, storage: &corelog_engine::storage::ShardStorage) {
         let table: Vec<_> = self
             .table
@@ -294,9 +331,9 @@ impl ShardProducers {
             };
             let (dir, end) = {
                 let l = log.log();
-                (l.dir().to_path_buf(), l.log_end_offset())
+                (l.dir().to_path_buf(), l.next_offset())
             };
-            if let Err(e) = state.borrow().write_snapshot(&dir, end) {
+            if let Err(e) = state.borrow().write_snapshot(&dir, end, true) {
                 tracing::warn!(topic = %topic, partition = p, error = %e, "producer state snapshot failed");
             }
         }
@@ -381,7 +418,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = PartitionProducers::default();
         s.record(3, 2, meta(0, 9, 100));
-        s.write_snapshot(dir.path(), 110).unwrap();
+        s.write_snapshot(dir.path(), 110, true).unwrap();
         let bytes = std::fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap();
         let back: Snapshot = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.offset, 110);

@@ -412,3 +412,33 @@ fn producer_state_survives_restarts_and_crashes() {
     assert_eq!(log_batches(dir.path(), "durable", 0).len(), 3);
     assert_eq!(log_batches(dir.path(), "durable", 1).len(), 1);
 }
+
+#[test]
+fn producer_state_is_snapshotted_at_segment_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path(), &["corelog.shards=1", "log.segment.bytes=1024"]);
+    let mut c = broker.client();
+    c.ensure_topic("rolled");
+    let (pid, _) = init_producer_id(&mut c);
+    let mut offsets = Vec::new();
+    for i in 0..20 {
+        let a = produce_one(&mut c, -1, "rolled", 0, producer_batch(pid, 0, i * 2, 2));
+        assert_eq!(a.error_code, NONE);
+        offsets.push(a.base_offset);
+    }
+    // A crash: no shutdown snapshot, only those taken at rolls.
+    broker.kill();
+    let snapshot = dir.path().join("rolled-0").join("producer-state.snapshot");
+    let text = std::fs::read_to_string(&snapshot).expect("a snapshot taken at a roll");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(value["offset"].as_i64().unwrap() > 0);
+    broker.restart();
+    let mut c = broker.client();
+    for i in [16, 19] {
+        let a = produce_one(&mut c, -1, "rolled", 0, producer_batch(pid, 0, i * 2, 2));
+        assert_eq!((a.error_code, a.base_offset), (NONE, offsets[i as usize]));
+    }
+    let a = produce_one(&mut c, -1, "rolled", 0, producer_batch(pid, 0, 40, 1));
+    assert_eq!((a.error_code, a.base_offset), (NONE, 40));
+    broker.stop();
+}

@@ -46,8 +46,10 @@ pub const MIN_SERVED_VERSION: i16 = 3;
 /// v12 is the same as v11 for non-transactional use; v13 names topics by id.
 pub const MAX_VERSION: i16 = 11;
 
-/// "No offset" / "no timestamp" in a Produce response.
+/// "No offset" in a Produce response.
 const NO_OFFSET: i64 = -1;
+/// "No timestamp" in a batch header or a Produce response.
+const NO_TIMESTAMP: i64 = -1;
 
 /// What one partition of the request is checked against, taken from the topic's configs
 /// (falling back to the broker's defaults) on the connection's shard.
@@ -103,7 +105,7 @@ impl Outcome {
         Outcome {
             error_code: code,
             base_offset: NO_OFFSET,
-            log_append_time: NO_OFFSET,
+            log_append_time: NO_TIMESTAMP,
             log_start_offset: NO_OFFSET,
             message: Some(message.into()),
         }
@@ -259,7 +261,7 @@ async fn append_partition(
             .map_or(i64::MAX, |ms| now.saturating_add(ms));
         for ts in [header.base_timestamp, header.max_timestamp] {
             // -1 is "no timestamp" and is never out of range.
-            if ts != NO_OFFSET && (ts < earliest || ts > latest) {
+            if ts != NO_TIMESTAMP && (ts < earliest || ts > latest) {
                 return Outcome::error(
                     error::INVALID_TIMESTAMP,
                     format!("Timestamp {ts} of the record batch is out of range. The timestamp should be within [{earliest}, {latest}]"),
@@ -315,7 +317,7 @@ async fn append_partition(
                 last_seq,
                 base_offset,
                 last_offset: base_offset + i64::from(header.last_offset_delta),
-                log_append_time: NO_OFFSET,
+                log_append_time: NO_TIMESTAMP,
             },
         );
         recorded = Some((pid, base_offset));
@@ -325,16 +327,16 @@ async fn append_partition(
         Ok(info) => {
             if let (Some((pid, predicted)), Some(producers)) = (recorded, &producers) {
                 debug_assert_eq!(predicted, info.base_offset, "predicted base offset");
+                let mut producers = producers.borrow_mut();
                 if let Some(t) = info.log_append_time {
-                    producers
-                        .borrow_mut()
-                        .set_log_append_time(pid, predicted, t);
+                    producers.set_log_append_time(pid, predicted, t);
                 }
+                producers.snapshot_if_rolled(&log);
             }
             Outcome {
                 error_code: error::NONE,
                 base_offset: info.base_offset,
-                log_append_time: info.log_append_time.unwrap_or(NO_OFFSET),
+                log_append_time: info.log_append_time.unwrap_or(NO_TIMESTAMP),
                 log_start_offset: info.log_start_offset,
                 message: None,
             }

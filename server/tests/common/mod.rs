@@ -94,6 +94,7 @@ impl Broker {
                 if signal == libc::SIGTERM {
                     assert!(status.success(), "corelog stopped with {status}");
                 }
+                self.wait_for_listener_gone(deadline);
                 return;
             }
             if Instant::now() > deadline {
@@ -102,6 +103,25 @@ impl Broker {
                 panic!("corelog did not stop within {STOP_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The broker's exit status if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// Waits until nothing accepts on the port any more. The kernel tears a dead process's
+    /// io_uring down asynchronously, and a multishot accept keeps the listening socket open
+    /// until then: a broker restarted at once on the same SO_REUSEPORT port would share
+    /// connections with that dying socket, which resets them when it finally closes.
+    fn wait_for_listener_gone(&self, deadline: Instant) {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the dead broker's listener lingers"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
