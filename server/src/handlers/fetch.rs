@@ -20,6 +20,12 @@
 //!    With `corelog.fetch.zero.copy=false` the ranges are read into memory and sent as bytes
 //!    instead (for benchmarks that compare CPU per GB).
 //!
+//! Clients: the Java client (4.x, Fetch v16 by topic id) consumes from this handler as is.
+//! librdkafka picks its Fetch version from *features*, and its v2-record-format feature needs
+//! Produce v3 *and* Fetch v4 in ApiVersions: until Produce is advertised it refuses to fetch
+//! ("request not supported by broker"). With Produce v3 advertised, kcat (librdkafka 2.0.2)
+//! consumes, seeks by time (ListOffsets) and tails correctly.
+//!
 //! `last_stable_offset` is the high watermark and `isolation_level` is accepted and treated as
 //! read_uncommitted until transactions land; `aborted_transactions` is always empty.
 
