@@ -281,3 +281,42 @@ fn remove_one(waiters: &RefCell<Vec<Waker>>, waker: &Waker) {
         list.swap_remove(i);
     }
 }
+
+#[cfg(test)]
+mod notify_tests {
+    use super::*;
+
+    fn poll_once(f: &mut Pin<&mut Notified<'_>>, waker: &Waker) -> Poll<()> {
+        f.as_mut().poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_pending_future_keeps_one_waker_and_takes_it_back_when_dropped() {
+        let n = Notify::default();
+        let waker = Waker::noop().clone();
+        for _ in 0..1000 {
+            let mut f = std::pin::pin!(n.notified());
+            for _ in 0..3 {
+                assert!(poll_once(&mut f, &waker).is_pending());
+            }
+            assert_eq!(n.waiter_count(), 1);
+        }
+        assert_eq!(n.waiter_count(), 0, "abandoned waits leave nothing behind");
+    }
+
+    #[test]
+    fn notify_all_wakes_futures_taken_before_it_only() {
+        let n = Notify::default();
+        let waker = Waker::noop().clone();
+        let mut before = std::pin::pin!(n.notified());
+        assert!(poll_once(&mut before, &waker).is_pending());
+        let mut not_yet_polled = std::pin::pin!(n.notified());
+        n.notify_all();
+        assert_eq!(n.waiter_count(), 0);
+        assert!(poll_once(&mut before, &waker).is_ready());
+        assert!(poll_once(&mut not_yet_polled, &waker).is_ready());
+        let mut after = std::pin::pin!(n.notified());
+        assert!(poll_once(&mut after, &waker).is_pending());
+        assert_eq!(n.waiter_count(), 1);
+    }
+}

@@ -170,6 +170,15 @@ pub fn open_owned_partitions(
 /// Starts the broker and serves until SIGTERM or SIGINT, then shuts down gracefully.
 pub fn run(config: BrokerConfig) -> io::Result<()> {
     let signals = block_termination_signals()?;
+    let (shards, broker) = start(config)?;
+    tracing::info!(listener = %broker.config.listener, "corelog is serving the Kafka protocol");
+    let signal = wait_for_signal(&signals);
+    shutdown(shards, broker, signal);
+    Ok(())
+}
+
+/// Starts the shards: each opens its partitions and starts accepting connections.
+pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)> {
     let metadata = MetadataStore::load(&config.data_dir)?;
     let broker = Arc::new(BrokerContext {
         cluster_id: cluster_id(&config)?,
@@ -194,8 +203,11 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
     for s in started {
         s.wait()?;
     }
-    tracing::info!(listener = %broker.config.listener, "corelog is serving the Kafka protocol");
-    let signal = wait_for_signal(&signals);
+    Ok((shards, broker))
+}
+
+/// Graceful shutdown: stop accepting, let requests finish (bounded), flush, stop the shards.
+fn shutdown(shards: ShardSet, broker: Arc<BrokerContext>, signal: i32) {
     tracing::info!(
         signal,
         "shutting down: closing listeners, finishing requests, flushing"
@@ -230,7 +242,6 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
         "fetch totals"
     );
     tracing::info!("stopped");
-    Ok(())
 }
 
 /// A shard's start-up: open its partitions, bind its listener, start accepting.

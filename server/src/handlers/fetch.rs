@@ -20,6 +20,12 @@
 //!    With `corelog.fetch.zero.copy=false` the ranges are read into memory and sent as bytes
 //!    instead (for benchmarks that compare CPU per GB).
 //!
+//! Clients: the Java client (4.x, Fetch v16 by topic id) consumes from this handler as is.
+//! librdkafka picks its Fetch version from *features*, and its v2-record-format feature needs
+//! Produce v3 *and* Fetch v4 in ApiVersions: until Produce is advertised it refuses to fetch
+//! ("request not supported by broker"). With Produce v3 advertised, kcat (librdkafka 2.0.2)
+//! consumes, seeks by time (ListOffsets) and tails correctly.
+//!
 //! `last_stable_offset` is the high watermark and `isolation_level` is accepted and treated as
 //! read_uncommitted until transactions land; `aborted_transactions` is always empty.
 
@@ -515,6 +521,67 @@ mod tests {
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     use super::*;
+
+    /// A long poll waiting on a partition of another shard (or its own) wakes as soon as data is
+    /// appended there, long before its deadline, with no polling.
+    #[test]
+    fn a_long_poll_wakes_when_data_arrives_on_any_shard() {
+        use corelog_engine::batch::BatchBuilder;
+        use corelog_engine::partition::AckPoint;
+
+        const TOPIC: &str = "lp";
+        const PARTITIONS: u32 = 8;
+        const DEADLINE: Duration = Duration::from_secs(10);
+        const APPEND_AFTER: Duration = Duration::from_millis(200);
+        let dir = tempfile::tempdir().unwrap();
+        let topic = crate::metadata::TopicMeta {
+            name: TOPIC.into(),
+            id: Uuid::new_v4(),
+            partitions: PARTITIONS,
+            configs: Default::default(),
+        };
+        std::fs::write(
+            dir.path().join(crate::metadata::TOPICS_FILE),
+            serde_json::to_vec(&vec![topic]).unwrap(),
+        )
+        .unwrap();
+        let config = crate::config::BrokerConfig {
+            data_dir: dir.path().into(),
+            listener: "127.0.0.1:0".parse().unwrap(),
+            shards: 2,
+            ..Default::default()
+        };
+        let (shards, broker) = crate::broker::start(config).unwrap();
+        let on_shard = |s: usize| {
+            (0..PARTITIONS)
+                .find(|&p| owner_of(&broker, TOPIC, p) == s)
+                .unwrap()
+        };
+        // (waiting shard, owner shard, high watermark before the append): across shards, then
+        // on the owner itself (the same partition, one batch further).
+        for (waiter, owner, hw) in [(0, 1, 0), (1, 1, 1)] {
+            let p = on_shard(owner);
+            let waited = shards.spawn_on(waiter, move || async move {
+                let start = Instant::now();
+                wait_for_data(vec![(TOPIC.to_string(), p, hw)], start + DEADLINE).await;
+                start.elapsed()
+            });
+            std::thread::sleep(APPEND_AFTER);
+            shards
+                .spawn_on(owner, move || async move {
+                    let batch = BatchBuilder::new(0)
+                        .record(Some(b"k"), Some(b"v"), &[], 0)
+                        .build();
+                    let part = shard().local_partition(TOPIC, p).unwrap();
+                    part.append(batch, AckPoint::Written).await.unwrap();
+                })
+                .wait();
+            let waited = waited.wait();
+            assert!(waited >= APPEND_AFTER / 2, "woke early: {waited:?}");
+            assert!(waited < DEADLINE / 2, "not woken by the append: {waited:?}");
+        }
+        shards.shutdown();
+    }
 
     /// The hand encoder (with records inline, as the copying path sends them) must produce
     /// exactly what kafka-protocol's encoder produces, at every advertised version.
