@@ -31,6 +31,19 @@ pub enum CloseReason {
     Protocol(String),
 }
 
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Io(e) => write!(f, "socket error: {e}"),
+            CloseReason::FrameTooLarge(size) => {
+                write!(f, "frame size {size} outside the allowed range")
+            }
+            CloseReason::BadHeader(why) => write!(f, "bad request header: {why}"),
+            CloseReason::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
 struct FrameReader {
     fd: RawFd,
     recv_buf: Vec<u8>,
@@ -85,7 +98,7 @@ pub async fn serve(conn: OwnedFd) {
             Ok(Some(frame)) => frame,
             Ok(None) => return,
             Err(reason) => {
-                tracing::debug!(?reason, "closing connection");
+                tracing::debug!(%reason, "closing connection");
                 return;
             }
         };
@@ -94,7 +107,7 @@ pub async fn serve(conn: OwnedFd) {
             Ok(Some((header, reply))) => send_reply(fd, header, reply, &mut pipe).await,
             Ok(None) => Ok(()),
             Err(reason) => {
-                tracing::debug!(?reason, "closing connection");
+                tracing::debug!(%reason, "closing connection");
                 return;
             }
         };
@@ -118,7 +131,6 @@ async fn handle_frame(mut frame: Bytes) -> Result<Option<(Bytes, Reply)>, CloseR
     let request = Request {
         key,
         version: api_version,
-        header,
         body: frame,
     };
     let reply = handlers::dispatch(request)

@@ -1,8 +1,5 @@
 //! `corelog`: a Kafka-compatible broker on a thread-per-core io_uring storage engine.
 
-// The handlers that use the shared pieces are landing one by one (issue 3); this goes then.
-#![allow(dead_code)]
-
 mod broker;
 mod config;
 mod config_entries;

@@ -102,6 +102,7 @@ struct Snapshot {
 }
 
 impl PartitionProducers {
+    #[cfg(test)]
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

@@ -6,7 +6,7 @@
 //! what Kafka does with a request it cannot parse.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use corelog_engine::log::FileRange;
@@ -31,7 +31,6 @@ pub mod produce;
 pub struct Request {
     pub key: ApiKey,
     pub version: i16,
-    pub header: RequestHeader,
     pub body: Bytes,
 }
 
@@ -55,10 +54,6 @@ impl Part {
             Part::Bytes(b) => b.len(),
             Part::File(r) => r.len as usize,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -193,7 +188,6 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
 pub mod error {
     pub const NONE: i16 = 0;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -208,9 +202,7 @@ pub mod error {
     pub const INVALID_REQUEST: i16 = 42;
     pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
-    pub const POLICY_VIOLATION: i16 = 44;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const NOT_COORDINATOR: i16 = 16;
