@@ -944,3 +944,57 @@ fn bad_input_api_versions_v99_gets_v0_unsupported_version_with_key_list() {
     assert_still_serving(&mut broker);
     broker.stop();
 }
+
+#[test]
+fn bad_input_connections_beyond_max_connections_are_closed() {
+    let mut broker = Broker::start_with(&[("max.connections", "3")]);
+    let addr = broker.addr();
+    let exchange = |s: &mut std::net::TcpStream| -> Result<Option<Vec<u8>>, String> {
+        s.write_all(&api_versions_v3_frame(1))
+            .map_err(|e| e.to_string())?;
+        read_frame(s)
+    };
+    // The connection the harness used to see the broker up may still be counted for a moment.
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.len() < 3 {
+        let mut s = connect(addr).unwrap();
+        match exchange(&mut s) {
+            Ok(Some(_)) => held.push(s),
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!(
+                "connection {} refused below the cap: {other:?}",
+                held.len() + 1
+            ),
+        }
+    }
+    // A fourth connection is closed without an answer.
+    let mut extra = connect(addr).unwrap();
+    let answer = exchange(&mut extra);
+    assert!(
+        matches!(answer, Ok(None) | Err(_)),
+        "a connection over max.connections was served: {answer:?}"
+    );
+    // Closing one makes room again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = connect(addr).unwrap();
+        if let Ok(Some(_)) = exchange(&mut s) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no room after a connection closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for mut s in held {
+        assert!(
+            matches!(exchange(&mut s), Ok(Some(_))),
+            "held connections keep working"
+        );
+    }
+    broker.assert_alive();
+    broker.stop();
+}
