@@ -1,5 +1,6 @@
 //! `corelog`: a Kafka-compatible broker on a thread-per-core io_uring storage engine.
 
+mod alloc;
 mod broker;
 mod config;
 mod config_entries;
@@ -14,6 +15,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// See [`alloc`]: wire-sized reservations must not abort the broker.
+#[global_allocator]
+static GLOBAL: alloc::BrokerAllocator = alloc::BrokerAllocator;
 
 #[derive(Parser)]
 #[command(

@@ -998,3 +998,53 @@ fn bad_input_connections_beyond_max_connections_are_closed() {
     broker.assert_alive();
     broker.stop();
 }
+
+#[test]
+fn bad_input_array_lengths_claiming_billions_of_elements() {
+    let mut broker = Broker::start();
+    // Metadata v1 (header v1: key, version, correlation id, null client id) whose topics array
+    // claims i32::MAX entries in a 14-byte request.
+    let mut v1 = Vec::new();
+    v1.extend_from_slice(&3i16.to_be_bytes());
+    v1.extend_from_slice(&1i16.to_be_bytes());
+    v1.extend_from_slice(&7i32.to_be_bytes());
+    v1.extend_from_slice(&(-1i16).to_be_bytes());
+    v1.extend_from_slice(&i32::MAX.to_be_bytes());
+    let o = send_bad(&broker, &frame(&v1), false);
+    assert!(
+        matches!(o, Outcome::Closed),
+        "Metadata v1 with 2^31 topics: {o:?}"
+    );
+    // Metadata v12 (flexible, header v2 with tagged fields) whose compact topics array claims
+    // u32::MAX - 1 entries (varint 0xFFFFFFFF).
+    let mut v12 = Vec::new();
+    v12.extend_from_slice(&3i16.to_be_bytes());
+    v12.extend_from_slice(&12i16.to_be_bytes());
+    v12.extend_from_slice(&8i32.to_be_bytes());
+    v12.extend_from_slice(&(-1i16).to_be_bytes());
+    v12.push(0); // header tagged fields
+    v12.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let o = send_bad(&broker, &frame(&v12), false);
+    assert!(
+        matches!(o, Outcome::Closed),
+        "Metadata v12 with 2^32 topics: {o:?}"
+    );
+    // Produce v9 (flexible): topic_data claims 2^32 - 2 topics.
+    let mut produce = Vec::new();
+    produce.extend_from_slice(&0i16.to_be_bytes());
+    produce.extend_from_slice(&9i16.to_be_bytes());
+    produce.extend_from_slice(&9i32.to_be_bytes());
+    produce.extend_from_slice(&(-1i16).to_be_bytes());
+    produce.push(0);
+    produce.push(0); // null transactional id (compact nullable string)
+    produce.extend_from_slice(&1i16.to_be_bytes()); // acks
+    produce.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+    produce.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+    let o = send_bad(&broker, &frame(&produce), false);
+    assert!(
+        matches!(o, Outcome::Closed),
+        "Produce v9 with 2^32 topics: {o:?}"
+    );
+    assert_still_serving(&mut broker);
+    broker.stop();
+}
