@@ -21,7 +21,9 @@ pub use file::{fdatasync, read_at, write_all_at, write_at, write_at_then_fdatasy
 pub use fixed::{
     read_fixed_at, write_fixed_at, FixedBuf, FixedBufPool, MAX_FIXED_BUFFERS, MAX_FIXED_BUF_BYTES,
 };
-pub use net::{accept_multishot, connect, poll, recv, send, send_all, AcceptStream};
+pub use net::{
+    accept_multishot, connect, listen_reuseport, poll, recv, send, send_all, AcceptStream,
+};
 pub use splice::{send_file_range, splice, Pipe, PIPE_BYTES, SEND_FILE_POLL_WAITS, SPLICED_BYTES};
 
 /// Most bytes one read/write/splice op moves: Linux caps a single transfer at `MAX_RW_COUNT`

@@ -9,7 +9,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, types};
 
@@ -177,6 +177,56 @@ pub async fn poll(fd: RawFd, events: u32) -> io::Result<u32> {
     let op = unsafe { Op::submit((), |_| opcode::PollAdd::new(types::Fd(fd), events).build()) };
     let (c, ()) = op.await;
     c.io_result()
+}
+
+/// A listening TCP socket with SO_REUSEPORT, so that every shard accepts on the same port and
+/// the kernel spreads connections across them.
+pub fn listen_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` outlives the call and its size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let sa = sock_addr(&addr);
+    // SAFETY: `sa.storage` holds a valid sockaddr of `sa.len` bytes for the socket's family.
+    if unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            &sa.storage as *const libc::sockaddr_storage as *const libc::sockaddr,
+            sa.len,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen(2) on a bound socket we own.
+    if unsafe { libc::listen(sock.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
 }
 
 /// A socket address in the kernel's layout.
