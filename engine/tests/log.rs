@@ -410,6 +410,21 @@ fn invalid_topic_names_cannot_escape_the_data_dir() {
     }
 }
 
+/// The base offsets of the segment files in a partition directory, in order.
+fn segment_bases(pdir: &Path) -> Vec<i64> {
+    let mut bases: Vec<i64> = fs::read_dir(pdir)
+        .unwrap()
+        .filter_map(|e| {
+            corelog_engine::segment::parse_file_name(
+                &e.unwrap().file_name().to_string_lossy(),
+                LOG_SUFFIX,
+            )
+        })
+        .collect();
+    bases.sort();
+    bases
+}
+
 /// Writes a log, closes it, and returns the stored batches.
 fn write_log(dir: &Path, config: &LogConfig, count: u64) -> Vec<Vec<u8>> {
     runtime::block_on(async {
@@ -460,16 +475,7 @@ fn missing_or_damaged_indexes_are_rebuilt() {
     let config = small_segments();
     let stored = write_log(dir.path(), &config, 150);
     let pdir = partition_dir(dir.path(), "r", 0);
-    let mut bases: Vec<i64> = fs::read_dir(&pdir)
-        .unwrap()
-        .filter_map(|e| {
-            corelog_engine::segment::parse_file_name(
-                &e.unwrap().file_name().to_string_lossy(),
-                LOG_SUFFIX,
-            )
-        })
-        .collect();
-    bases.sort();
+    let bases = segment_bases(&pdir);
     fs::remove_file(file_path(&pdir, bases[0], INDEX_SUFFIX)).unwrap();
     fs::write(
         file_path(&pdir, bases[1], INDEX_SUFFIX),
@@ -547,16 +553,7 @@ fn corruption_in_a_later_segment_removes_it_and_keeps_earlier_ones() {
     let config = small_segments();
     let stored = write_log(dir.path(), &config, 150);
     let pdir = partition_dir(dir.path(), "r", 0);
-    let mut bases: Vec<i64> = fs::read_dir(&pdir)
-        .unwrap()
-        .filter_map(|e| {
-            corelog_engine::segment::parse_file_name(
-                &e.unwrap().file_name().to_string_lossy(),
-                LOG_SUFFIX,
-            )
-        })
-        .collect();
-    bases.sort();
+    let bases = segment_bases(&pdir);
     // Pretend the machine crashed before the last roll's checkpoint: recovery must scan the last
     // two segments. Corrupt the start of the second-to-last one.
     fs::write(
@@ -588,16 +585,7 @@ fn a_segment_ending_short_of_the_next_one_cuts_the_log_there() {
     let config = small_segments();
     let stored = write_log(dir.path(), &config, 150);
     let pdir = partition_dir(dir.path(), "r", 0);
-    let mut bases: Vec<i64> = fs::read_dir(&pdir)
-        .unwrap()
-        .filter_map(|e| {
-            corelog_engine::segment::parse_file_name(
-                &e.unwrap().file_name().to_string_lossy(),
-                LOG_SUFFIX,
-            )
-        })
-        .collect();
-    bases.sort();
+    let bases = segment_bases(&pdir);
     let victim_base = bases[bases.len() - 2];
     fs::write(
         pdir.join(corelog_engine::log::RECOVERY_POINT_FILE),

@@ -8,7 +8,7 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{not_alterable, RESOURCE_TOPIC};
 use super::{encode, error, Reply, Request};
 use crate::broker::shard;
 use crate::topics::{self, TopicError};
@@ -39,15 +39,7 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                     None => replace(&name, configs, body.validate_only).await,
                 }
             }
-            RESOURCE_BROKER => Err((
-                error::INVALID_REQUEST,
-                "corelog's broker configs are static (server.properties); they cannot be altered"
-                    .to_string(),
-            )),
-            other => Err((
-                error::INVALID_REQUEST,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(not_alterable(other)),
         };
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;

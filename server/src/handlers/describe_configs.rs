@@ -26,6 +26,21 @@ pub const MAX_VERSION: i16 = 4;
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
+/// The answer of AlterConfigs and IncrementalAlterConfigs for a resource other than a topic.
+pub fn not_alterable(resource_type: i8) -> crate::topics::TopicError {
+    match resource_type {
+        RESOURCE_BROKER => (
+            super::error::INVALID_REQUEST,
+            "corelog's broker configs are static (server.properties); they cannot be altered"
+                .to_string(),
+        ),
+        other => (
+            super::error::INVALID_REQUEST,
+            format!("Unsupported resource type {other}"),
+        ),
+    }
+}
+
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let body: DescribeConfigsRequest = request.decode()?;
     let broker = shard().broker.clone();

@@ -10,7 +10,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{not_alterable, RESOURCE_TOPIC};
 use super::{encode, error, Reply, Request};
 use crate::broker::shard;
 use crate::config_entries;
@@ -25,15 +25,7 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     for res in &body.resources {
         let outcome = match res.resource_type {
             RESOURCE_TOPIC => alter(res, body.validate_only).await,
-            RESOURCE_BROKER => Err((
-                error::INVALID_REQUEST,
-                "corelog's broker configs are static (server.properties); they cannot be altered"
-                    .to_string(),
-            )),
-            other => Err((
-                error::INVALID_REQUEST,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(not_alterable(other)),
         };
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
