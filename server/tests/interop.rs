@@ -22,7 +22,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -38,52 +38,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // librdkafka (rdkafka crate)
 // ---------------------------------------------------------------------------------------------
-
-/// Creates `topic` with `partitions` partitions (CreateTopics) and waits until every partition
-/// has a leader in the metadata.
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("rdkafka admin client");
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-    let results = futures_executor::block_on(admin.create_topics([&new], &opts))
-        .unwrap_or_else(|e| panic!("CreateTopics {topic}: {e}"));
-    for r in results {
-        if let Err((name, code)) = r {
-            panic!("CreateTopics {name}: {code:?}");
-        }
-    }
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let md = admin
-            .inner()
-            .fetch_metadata(Some(topic), Duration::from_secs(10));
-        let ready = md.as_ref().ok().and_then(|md| {
-            md.topics().iter().find(|t| t.name() == topic).map(|t| {
-                t.error().is_none()
-                    && t.partitions().len() == partitions as usize
-                    && t.partitions()
-                        .iter()
-                        .all(|p| p.leader() >= 0 && p.error().is_none())
-            })
-        });
-        if ready == Some(true) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "topic {topic} not ready (all partitions led) within {TIMEOUT:?}: {:?}",
-            md.map(|m| m
-                .topics()
-                .iter()
-                .map(|t| (t.name().to_string(), t.error(), t.partitions().len()))
-                .collect::<Vec<_>>())
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// One record as sent.
 #[derive(Clone, Debug, PartialEq)]

@@ -17,6 +17,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
 /// The environment variable naming an already-running broker to test instead of a fresh corelog.
 pub const BOOTSTRAP_ENV: &str = "CORELOG_INTEROP_BOOTSTRAP";
 
@@ -41,8 +45,10 @@ pub struct Broker {
 
 struct Process {
     child: Child,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
     log_path: PathBuf,
+    /// The `--set` properties it was started with, kept for [`Broker::restart`].
+    props: Vec<(String, String)>,
 }
 
 impl Broker {
@@ -72,39 +78,36 @@ impl Broker {
             .expect("temp data dir");
         let log_path = data_dir.path().join("corelog.log");
         let port = free_port();
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corelog"));
-        cmd.arg("serve")
-            .arg("--set")
-            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
-            .arg("--set")
-            .arg(format!(
-                "log.dirs={}",
-                data_dir.path().join("data").display()
-            ));
-        for (k, v) in props {
-            cmd.arg("--set").arg(format!("{k}={v}"));
-        }
-        let child = cmd
-            .env(
-                "RUST_LOG",
-                std::env::var("CORELOG_INTEROP_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn corelog");
+        let props: Vec<(String, String)> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn_corelog(data_dir.path(), &log_path, port, &props);
         let broker = Broker {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             process: Some(Process {
                 child,
-                _data_dir: data_dir,
+                data_dir,
                 log_path,
+                props,
             }),
         };
         broker.wait_until_answering(START_TIMEOUT);
         broker
+    }
+
+    /// Stops a started corelog gracefully (SIGTERM, asserting exit 0) and starts it again on the
+    /// same data dir, port and properties, returning once it answers. For an external broker it
+    /// does nothing: a test using it must assert only what holds without the restart.
+    pub fn restart(&mut self) {
+        let addr = self.addr;
+        let Some(p) = self.process.as_mut() else {
+            return;
+        };
+        terminate(p);
+        wait_for_listener_gone(addr);
+        p.child = spawn_corelog(p.data_dir.path(), &p.log_path, addr.port(), &p.props);
+        self.wait_until_answering(START_TIMEOUT);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -171,26 +174,74 @@ impl Broker {
         let Some(mut p) = self.process.take() else {
             return;
         };
-        if let Some(status) = p.child.try_wait().expect("try_wait") {
-            let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
-            panic!("corelog had already exited ({status}) before SIGTERM; its log:\n{log}");
-        }
-        // SAFETY: kill(2) on the pid of a child this process has not reaped yet.
-        let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM): {}", std::io::Error::last_os_error());
-        let status = wait_timeout(&mut p.child, STOP_TIMEOUT);
+        terminate(&mut p);
+    }
+}
+
+/// Starts `corelog serve` on `data_dir` (its log dirs in `data/` there) and `port`, appending
+/// its output to `log_path` (appending: a restarted broker's log follows the first one's).
+fn spawn_corelog(data_dir: &Path, log_path: &Path, port: u16, props: &[(String, String)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corelog"));
+    cmd.arg("serve")
+        .arg("--set")
+        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+        .arg("--set")
+        .arg(format!("log.dirs={}", data_dir.join("data").display()));
+    for (k, v) in props {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("CORELOG_INTEROP_LOG").unwrap_or_else(|_| "info".into()),
+    )
+    .stdin(Stdio::null())
+    .stdout(log.try_clone().expect("log fd"))
+    .stderr(log)
+    .spawn()
+    .expect("spawn corelog")
+}
+
+/// SIGTERM, then asserts a graceful exit (status 0) within [`STOP_TIMEOUT`].
+fn terminate(p: &mut Process) {
+    if let Some(status) = p.child.try_wait().expect("try_wait") {
         let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
-        match status {
-            Some(status) => assert!(
-                status.success(),
-                "corelog did not exit 0 after SIGTERM ({status}); its log:\n{log}"
-            ),
-            None => {
-                let _ = p.child.kill();
-                let _ = p.child.wait();
-                panic!("corelog did not exit within {STOP_TIMEOUT:?} of SIGTERM; its log:\n{log}");
-            }
+        panic!("corelog had already exited ({status}) before SIGTERM; its log:\n{log}");
+    }
+    // SAFETY: kill(2) on the pid of a child this process has not reaped yet.
+    let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill(SIGTERM): {}", std::io::Error::last_os_error());
+    let status = wait_timeout(&mut p.child, STOP_TIMEOUT);
+    let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
+    match status {
+        Some(status) => assert!(
+            status.success(),
+            "corelog did not exit 0 after SIGTERM ({status}); its log:\n{log}"
+        ),
+        None => {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            panic!("corelog did not exit within {STOP_TIMEOUT:?} of SIGTERM; its log:\n{log}");
         }
+    }
+}
+
+/// Waits until nothing accepts on `addr` any more. The kernel tears a dead process's io_uring
+/// down asynchronously and a multishot accept keeps the listening socket open until then: a
+/// broker restarted at once on the same SO_REUSEPORT port would share connections with that
+/// dying socket, which resets them when it finally closes.
+fn wait_for_listener_gone(addr: SocketAddr) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped broker's listener on {addr} lingers past {STOP_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -251,6 +302,55 @@ pub fn unique_topic(prefix: &str) -> String {
         nanos % 1_000_000_000,
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// How long creating a topic and seeing all its partitions led may take.
+const TOPIC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Creates `topic` with `partitions` partitions (CreateTopics) and waits until every partition
+/// has a leader in the metadata.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("rdkafka admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(TOPIC_TIMEOUT));
+    let results = futures_executor::block_on(admin.create_topics([&new], &opts))
+        .unwrap_or_else(|e| panic!("CreateTopics {topic}: {e}"));
+    for r in results {
+        if let Err((name, code)) = r {
+            panic!("CreateTopics {name}: {code:?}");
+        }
+    }
+    let deadline = Instant::now() + TOPIC_TIMEOUT;
+    loop {
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(10));
+        let ready = md.as_ref().ok().and_then(|md| {
+            md.topics().iter().find(|t| t.name() == topic).map(|t| {
+                t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
+            })
+        });
+        if ready == Some(true) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} not ready (all partitions led) within {TOPIC_TIMEOUT:?}: {:?}",
+            md.map(|m| m
+                .topics()
+                .iter()
+                .map(|t| (t.name().to_string(), t.error(), t.partitions().len()))
+                .collect::<Vec<_>>())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
