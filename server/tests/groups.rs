@@ -166,7 +166,11 @@ impl ConsumerContext for Member {
         match consumer.assignment() {
             Ok(tpl) => {
                 let parts = tpl.elements().iter().map(|e| e.partition()).collect();
-                self.shared.assignments.lock().unwrap().insert(self.id, parts);
+                self.shared
+                    .assignments
+                    .lock()
+                    .unwrap()
+                    .insert(self.id, parts);
             }
             Err(e) => self
                 .shared
@@ -333,7 +337,7 @@ fn producer(bootstrap: &str, shared: &Arc<Shared>) -> BaseProducer<Deliveries> {
 /// Sends record `seq` (its decimal value) to partition `seq % PARTITIONS`.
 fn send_seq(producer: &BaseProducer<Deliveries>, topic: &str, seq: u64) {
     let value = seq.to_string();
-    let mut record = BaseRecord::to(topic)
+    let mut record: BaseRecord<(), String> = BaseRecord::to(topic)
         .partition((seq % PARTITIONS as u64) as i32)
         .payload(&value);
     loop {
@@ -467,8 +471,14 @@ fn assert_exactly_once(
         unexpected.is_empty(),
         "{step}: records not produced in this phase: {unexpected:?}"
     );
-    let missing: Vec<_> = expected.clone().filter(|s| !by_seq.contains_key(s)).collect();
-    assert!(missing.is_empty(), "{step}: records never consumed: {missing:?}");
+    let missing: Vec<_> = expected
+        .clone()
+        .filter(|s| !by_seq.contains_key(s))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{step}: records never consumed: {missing:?}"
+    );
     first
 }
 
@@ -510,9 +520,11 @@ fn rdkafka_group(strategy: &str) {
     members.remove(0).close(&shared);
     live.remove(&0);
     shared.assignments.lock().unwrap().remove(&0);
-    wait_for(&shared, "the others take over the leaver's partitions", || {
-        settled(&shared, &live)
-    });
+    wait_for(
+        &shared,
+        "the others take over the leaver's partitions",
+        || settled(&shared, &live),
+    );
     std::thread::sleep(FEED_BETWEEN_CHANGES);
 
     // The group as the coordinator describes it (DescribeGroups).
@@ -530,7 +542,12 @@ fn rdkafka_group(strategy: &str) {
         .unwrap_or_else(|| panic!("DescribeGroups: group {group} not listed"));
     let want_protocol = strategy.split(',').next().expect("a strategy");
     assert_eq!(
-        (g.state(), g.protocol_type(), g.protocol(), g.members().len()),
+        (
+            g.state(),
+            g.protocol_type(),
+            g.protocol(),
+            g.members().len()
+        ),
         ("Stable", "consumer", want_protocol, live.len()),
         "DescribeGroups {group}: (state, protocol type, protocol, members)"
     );
@@ -546,11 +563,7 @@ fn rdkafka_group(strategy: &str) {
     let seen = shared.seen.lock().unwrap().clone();
     assert_exactly_once("before the restart", &seen, 0..produced);
     let consumers: BTreeSet<usize> = seen.iter().map(|s| s.member).collect();
-    assert_eq!(
-        consumers,
-        (0..5).collect(),
-        "members that consumed records"
-    );
+    assert_eq!(consumers, (0..5).collect(), "members that consumed records");
 
     for m in members {
         m.close(&shared);
@@ -571,7 +584,8 @@ fn rdkafka_group(strategy: &str) {
     // rest holds there too, it just proves less).
     broker.restart();
     let shared = Arc::new(Shared::default());
-    let after = AFTER_RESTART_FIRST_SEQ..AFTER_RESTART_FIRST_SEQ + AFTER_RESTART_PER_PARTITION * PARTITIONS as u64;
+    let after = AFTER_RESTART_FIRST_SEQ
+        ..AFTER_RESTART_FIRST_SEQ + AFTER_RESTART_PER_PARTITION * PARTITIONS as u64;
     let producer = producer(&bootstrap, &shared);
     for seq in after.clone() {
         send_seq(&producer, &topic, seq);
@@ -582,9 +596,11 @@ fn rdkafka_group(strategy: &str) {
     let members: Vec<MemberThread> = (10..12)
         .map(|id| start_member(id, &bootstrap, &group, &topic, strategy, &shared))
         .collect();
-    wait_for(&shared, "records produced after the restart consumed", || {
-        shared.seen_count() >= after.clone().count()
-    });
+    wait_for(
+        &shared,
+        "records produced after the restart consumed",
+        || shared.seen_count() >= after.clone().count(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let seen = shared.seen.lock().unwrap().clone();
     let first = assert_exactly_once("after the restart", &seen, after.clone());
@@ -611,8 +627,7 @@ fn rdkafka_group_eager_members_join_and_leave_exactly_once_and_resume_after_rest
 }
 
 #[test]
-fn rdkafka_group_cooperative_sticky_members_join_and_leave_exactly_once_and_resume_after_restart()
-{
+fn rdkafka_group_cooperative_sticky_members_join_and_leave_exactly_once_and_resume_after_restart() {
     rdkafka_group("cooperative-sticky");
 }
 

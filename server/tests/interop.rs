@@ -10,8 +10,10 @@
 //! (`scripts/interop/java/Interop.java`), and raw TCP for bad input. Tools come from
 //! `scripts/install-interop.sh`; a missing tool fails its test, never skips it.
 //!
-//! No test uses consumer groups (group APIs come later): consumers `assign` explicit partitions
-//! and offsets, auto-commit off.
+//! Consumers here `assign` explicit partitions and offsets, auto-commit off; consumer groups have
+//! their own suite (`tests/groups.rs`). Any consumer error fails a test, the group
+//! coordinator's included (librdkafka looks the coordinator up for a consumer's group.id even
+//! when it only assigns).
 
 mod interop_support;
 
@@ -225,19 +227,6 @@ fn rec_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
     }
 }
 
-/// A consumer error while reading assigned partitions: fatal, except the group coordinator's
-/// (the consumer has a group.id, which librdkafka may look up although assign() never uses it;
-/// group APIs are not what this suite tests).
-fn tolerate_group_error(e: &rdkafka::error::KafkaError, what: &str) {
-    use rdkafka::types::RDKafkaErrorCode as C;
-    match e.rdkafka_error_code() {
-        Some(C::CoordinatorNotAvailable | C::NotCoordinator | C::CoordinatorLoadInProgress) => {
-            eprintln!("{what}: ignoring a group coordinator error: {e}");
-        }
-        _ => panic!("{what}: {e}"),
-    }
-}
-
 /// Reads `want[p]` records from each partition p starting at offset 0 (assign, no group) and
 /// returns them per partition as (offset, record).
 fn rd_consume(
@@ -263,7 +252,7 @@ fn rd_consume(
         );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(e)) => tolerate_group_error(&e, "consume"),
+            Some(Err(e)) => panic!("consume: {e}"),
             Some(Ok(m)) => {
                 let v = got.get_mut(&m.partition()).expect("an assigned partition");
                 assert!(
@@ -372,7 +361,7 @@ fn rdkafka_roundtrip(settings: &[(&str, &str)], count: usize, big: bool) {
         );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(e)) => tolerate_group_error(&e, "consume after seek"),
+            Some(Err(e)) => panic!("consume after seek: {e}"),
             Some(Ok(m)) => again.push((m.offset(), rec_of(&m))),
         }
     }

@@ -321,6 +321,7 @@ public class Groups {
         cp.put("fetch.max.wait.ms", "100");
         try (Admin admin = Admin.create(common)) {
             createTopic(admin, topic);
+            log("topic created");
             switch (mode) {
                 case "eager" -> twoMembers(admin, common, cp, topic, group, RangeAssignor.class.getName(), "range");
                 case "cooperative" -> twoMembers(admin, common, cp, topic, group, CooperativeStickyAssignor.class.getName(), "cooperative-sticky");
