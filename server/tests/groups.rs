@@ -107,10 +107,12 @@ impl Shared {
 /// Polls `cond` until it holds, failing the test (naming `step`) on a client error or after
 /// [`STEP_TIMEOUT`].
 fn wait_for(shared: &Shared, step: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP_TIMEOUT;
+    let start = Instant::now();
+    let deadline = start + STEP_TIMEOUT;
     loop {
         shared.assert_no_errors(step);
         if cond() {
+            eprintln!("{step}: after {:?}", start.elapsed());
             return;
         }
         assert!(
@@ -565,9 +567,11 @@ fn rdkafka_group(strategy: &str) {
     let consumers: BTreeSet<usize> = seen.iter().map(|s| s.member).collect();
     assert_eq!(consumers, (0..5).collect(), "members that consumed records");
 
+    let closing = Instant::now();
     for m in members {
         m.close(&shared);
     }
+    eprintln!("closing the members: {:?}", closing.elapsed());
     let high = high_watermarks(&bootstrap, &topic);
     let commits = committed(&bootstrap, &group, &topic);
     assert_eq!(
@@ -582,7 +586,11 @@ fn rdkafka_group(strategy: &str) {
 
     // A graceful restart keeps the committed offsets (an external broker is not restarted: the
     // rest holds there too, it just proves less).
+    // corelog's graceful shutdown waits (up to 5 s) for client connections to close: close ours.
+    drop(reader);
+    let restart = Instant::now();
     broker.restart();
+    eprintln!("broker restart: {:?}", restart.elapsed());
     let shared = Arc::new(Shared::default());
     let after = AFTER_RESTART_FIRST_SEQ
         ..AFTER_RESTART_FIRST_SEQ + AFTER_RESTART_PER_PARTITION * PARTITIONS as u64;
@@ -593,6 +601,7 @@ fn rdkafka_group(strategy: &str) {
     producer
         .flush(STEP_TIMEOUT)
         .unwrap_or_else(|e| panic!("flush after the restart: {e}"));
+    drop(producer);
     let members: Vec<MemberThread> = (10..12)
         .map(|id| start_member(id, &bootstrap, &group, &topic, strategy, &shared))
         .collect();
