@@ -495,26 +495,9 @@ pub async fn expire_offsets(state: &Rc<ShardState>) {
     let retention_ms = state.broker.config.groups.offsets_retention_ms as i64;
     let now = now_ms();
     for group in state.groups.all() {
-        let (group_id, expired, remove_group) = {
+        let (group_id, (expired, remove_group)) = {
             let g = group.borrow();
-            if g.state != GroupState::Empty {
-                continue;
-            }
-            let expired: Vec<(String, i32)> = g
-                .offsets
-                .iter()
-                .filter(|(_, c)| {
-                    let since = if g.protocol_type.is_some() {
-                        g.state_since_ms
-                    } else {
-                        c.commit_timestamp_ms
-                    };
-                    since.saturating_add(retention_ms) <= now
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            let remove_group = expired.len() == g.offsets.len() && g.members.is_empty();
-            (g.id.clone(), expired, remove_group)
+            (g.id.clone(), g.expired_offsets(now, retention_ms))
         };
         if expired.is_empty() && !remove_group {
             continue;
