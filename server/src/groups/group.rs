@@ -25,6 +25,19 @@ use crate::handlers::error;
 /// `GroupCoordinator.NewMemberJoinTimeoutMs`): a client that sent JoinGroup and vanished.
 pub const NEW_MEMBER_JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Longest client-id prefix of a member id: a client id may be up to 32 KiB, a member id must
+/// still fit a Kafka string (i16 length) in the group record.
+pub const MAX_MEMBER_ID_PREFIX_BYTES: usize = 255;
+
+/// A new member id, `<client id>-<uuid>` as Kafka makes them.
+fn new_member_id(client_id: &str) -> String {
+    let mut end = client_id.len().min(MAX_MEMBER_ID_PREFIX_BYTES);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}-{}", &client_id[..end], uuid::Uuid::new_v4())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -426,7 +439,7 @@ impl Group {
         if !self.supports(&req.protocol_type, &req.protocols) {
             return JoinAnswer::Now(JoinResult::error(error::INCONSISTENT_GROUP_PROTOCOL, ""));
         }
-        let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+        let new_id = new_member_id(&req.client_id);
         if let Some(instance) = req.instance_id.clone() {
             if let Some(old_id) = self.static_members.get(&instance).cloned() {
                 return self.replace_static_member(&old_id, new_id, req, now, now_ms, t);
@@ -1302,6 +1315,14 @@ mod tests {
             g.expired_offsets(11_000, 1_000),
             (vec![("t".into(), 0)], true)
         );
+    }
+
+    #[test]
+    fn member_ids_stay_short_whatever_the_client_id() {
+        let long = "é".repeat(20_000);
+        let id = new_member_id(&long);
+        assert!(id.len() <= MAX_MEMBER_ID_PREFIX_BYTES + 37, "{}", id.len());
+        assert!(new_member_id("c").starts_with("c-"));
     }
 
     #[test]
