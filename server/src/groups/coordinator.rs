@@ -263,12 +263,15 @@ pub async fn commit(state: Rc<ShardState>, group_id: String, req: CommitRequest)
     errors
 }
 
+/// Committed offsets by topic: `(topic, [(partition, offset if any)])`.
+pub type TopicOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
 /// OffsetFetch: the committed offsets of the requested partitions (None: all the group has).
 pub fn fetch(
     state: &ShardState,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+) -> TopicOffsets {
     let group = state.groups.get(group_id);
     let group = group.as_ref().map(|g| g.borrow());
     match topics {
@@ -288,7 +291,7 @@ pub fn fetch(
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            let mut out: TopicOffsets = Vec::new();
             if let Some(g) = &group {
                 for ((topic, p), c) in &g.offsets {
                     match out.last_mut() {
