@@ -52,6 +52,10 @@ const HEARTBEAT_INTERVAL_MS: &str = "500";
 const MAX_POLL_INTERVAL_MS: &str = "20000";
 /// One consumer poll.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a broker may hold a fetch for data: short, so records move fast.
+const FETCH_WAIT_MAX_MS: &str = "100";
+/// After the last expected record, how long to keep consuming: a duplicate would arrive then.
+const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 /// The feeding producer sends one record to each partition, then pauses this long.
 const FEED_PAUSE: Duration = Duration::from_millis(10);
 /// How long records keep flowing between two membership changes.
@@ -252,7 +256,7 @@ fn start_member(
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "100")
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
             .create_with_context(ctx)
         {
             Ok(c) => c,
@@ -560,8 +564,7 @@ fn rdkafka_group(strategy: &str) {
     wait_for(&shared, "every record consumed", || {
         shared.seen_count() >= produced as usize
     });
-    // Anything consumed twice would arrive right behind the last record: give it time to.
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(DUPLICATE_GRACE);
     let seen = shared.seen.lock().unwrap().clone();
     assert_exactly_once("before the restart", &seen, 0..produced);
     let consumers: BTreeSet<usize> = seen.iter().map(|s| s.member).collect();
@@ -585,8 +588,8 @@ fn rdkafka_group(strategy: &str) {
     );
 
     // A graceful restart keeps the committed offsets (an external broker is not restarted: the
-    // rest holds there too, it just proves less).
-    // corelog's graceful shutdown waits (up to 5 s) for client connections to close: close ours.
+    // rest holds there too, it just proves less). corelog's graceful shutdown waits (up to 5 s)
+    // for client connections to close, so close ours first.
     drop(reader);
     let restart = Instant::now();
     broker.restart();
@@ -610,7 +613,7 @@ fn rdkafka_group(strategy: &str) {
         "records produced after the restart consumed",
         || shared.seen_count() >= after.clone().count(),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(DUPLICATE_GRACE);
     let seen = shared.seen.lock().unwrap().clone();
     let first = assert_exactly_once("after the restart", &seen, after.clone());
     assert_eq!(

@@ -50,6 +50,8 @@ public class Groups {
     static final String MAX_POLL_INTERVAL_MS = "20000";
     /** After the last expected record, how long to keep polling for duplicates or rebalances. */
     static final long QUIET_MS = 1500;
+    /** How long the broker may hold a fetch for data: short, so records move fast. */
+    static final String FETCH_MAX_WAIT_MS = "100";
     static final int PARTITIONS = 4;
     static final int BATCH = 200;
 
@@ -318,7 +320,7 @@ public class Groups {
         cp.put("session.timeout.ms", SESSION_TIMEOUT_MS);
         cp.put("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS);
         cp.put("max.poll.interval.ms", MAX_POLL_INTERVAL_MS);
-        cp.put("fetch.max.wait.ms", "100");
+        cp.put("fetch.max.wait.ms", FETCH_MAX_WAIT_MS);
         try (Admin admin = Admin.create(common)) {
             createTopic(admin, topic);
             log("topic created");
