@@ -17,6 +17,7 @@ use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as As
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -26,8 +27,9 @@ use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, CreateTopicsRequest,
     DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
+    JoinGroupResponse, MetadataRequest, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -234,6 +236,31 @@ impl Conn {
             "CreateTopics {topic}: {:?}",
             resp.topics[0].error_message
         );
+        // Kafka publishes a new topic to its metadata cache asynchronously, and OffsetCommit
+        // checks topics against that cache: wait until Metadata shows every partition led.
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        loop {
+            let md = self.call(
+                12,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(tn(topic)))])),
+            );
+            let t = &md.topics[0];
+            if t.error_code == 0
+                && t.partitions.len() == partitions as usize
+                && t.partitions
+                    .iter()
+                    .all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} never appeared: {t:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until the broker names a coordinator for `group` (FindCoordinator v3), and returns
@@ -246,7 +273,15 @@ impl Conn {
                 .with_key_type(0);
             let resp = self.call(3, &req);
             match resp.error_code {
-                code::NONE => return (resp.node_id.0, resp.host.to_string(), resp.port),
+                // Kafka names the coordinator before it has loaded the group's partition of
+                // `__consumer_offsets`; DescribeGroups answers NOT_COORDINATOR or
+                // COORDINATOR_LOAD_IN_PROGRESS until it has.
+                code::NONE if self.coordinator_loaded(group) => {
+                    return (resp.node_id.0, resp.host.to_string(), resp.port)
+                }
+                code::NONE if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
                 code::COORDINATOR_NOT_AVAILABLE
                 | code::COORDINATOR_LOAD_IN_PROGRESS
                 | code::NOT_COORDINATOR
@@ -260,6 +295,19 @@ impl Conn {
                 ),
             }
         }
+    }
+
+    fn coordinator_loaded(&mut self, group: &str) -> bool {
+        let resp = self.call(
+            DESCRIBE_V,
+            &DescribeGroupsRequest::default().with_groups(vec![gid(group)]),
+        );
+        !matches!(
+            resp.groups[0].error_code,
+            code::COORDINATOR_LOAD_IN_PROGRESS
+                | code::COORDINATOR_NOT_AVAILABLE
+                | code::NOT_COORDINATOR
+        )
     }
 
     /// DescribeGroups (v5) of one group.
