@@ -54,6 +54,14 @@ fn start_broker(extra: &[(&str, &str)]) -> Broker {
     Broker::start_with(&props)
 }
 
+/// Ends the test's connections to a spawned broker, then stops it (SIGTERM, exit 0 asserted).
+fn stop_broker(broker: Broker) {
+    if broker.is_spawned() {
+        close_connections_to(broker.addr());
+    }
+    broker.stop();
+}
+
 /// A fresh group name whose coordinator is ready, and a connection to the broker.
 fn ready_group(broker: &Broker, prefix: &str) -> (String, Conn) {
     let group = unique_topic(prefix);
@@ -144,7 +152,7 @@ fn find_coordinator_names_this_broker_single_key_and_batched() {
             );
         }
     }
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,7 +243,7 @@ fn join_group_member_id_required_then_generation_leader_and_common_protocol() {
         rb.members.is_empty(),
         "a follower gets no member list: {rb:?}"
     );
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -254,7 +262,7 @@ fn join_group_oldest_version_assigns_member_id_without_member_id_required() {
     assert_eq!(r.protocol_name.as_deref(), Some("range"));
     assert_eq!(r.members.len(), 1);
     assert_eq!(r.members[0].metadata, subscription(&["t"]));
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -295,7 +303,7 @@ fn sync_group_delivers_assignments_and_rejects_wrong_generation_and_unknown_memb
     req.member_id = s("no-such-member");
     let r = ms[1].conn.call(SYNC_V, &req);
     assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID, "{r:?}");
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,7 +346,7 @@ fn heartbeat_stable_rebalancing_and_stale_generation() {
         a.heartbeat_as(gen2, "no-such-member"),
         code::UNKNOWN_MEMBER_ID
     );
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -407,7 +415,7 @@ fn heartbeat_member_that_stops_is_removed_after_its_session_timeout() {
         silent.heartbeat_as(gen, &silent_id),
         code::UNKNOWN_MEMBER_ID
     );
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,7 +485,7 @@ fn leave_group_single_member_versions_trigger_a_rebalance() {
             .with_member_id(s("no-such-member")),
     );
     assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID, "{r:?}");
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -533,7 +541,7 @@ fn leave_group_batch_by_member_id_and_by_instance_id() {
     let g = conn.describe(&group);
     assert!(!member_ids(&g).contains(&static_id));
     assert!(!member_ids(&g).contains(&dynamic_id));
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,7 +599,7 @@ fn static_member_rejoin_keeps_generation_and_assignment_and_fences_the_old_id() 
     assert_eq!(errs, [code::FENCED_INSTANCE_ID]);
     // The new one commits.
     assert_eq!(again.commit(&topic, &[(0, 5, -1, "")]), [code::NONE]);
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -677,7 +685,7 @@ fn offset_commit_of_a_stable_group_and_offset_fetch() {
     );
     // Nothing of the refused commits was stored.
     assert_eq!(conn.fetch_offsets(&group, &topic, &[0])[0].0, 43);
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -771,7 +779,7 @@ fn offset_commit_simple_commit_on_a_group_without_members_and_multi_group_fetch(
     assert_eq!(g.error_code, code::NONE);
     assert_eq!(g.group_state.as_str(), "Empty");
     assert!(g.members.is_empty());
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -805,7 +813,7 @@ fn offset_commit_unknown_topic_and_metadata_too_large() {
     let got = conn.fetch_offsets(&group, &topic, &[0]);
     assert_eq!(got[0].0, 7);
     assert_eq!(got[0].2.as_deref(), Some(at_limit.as_str()));
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -913,7 +921,7 @@ fn describe_groups_states_members_and_unknown_group() {
         .find(|g| g.group_id.0.as_str() == group)
         .expect("the known group is answered");
     assert_eq!(known.group_state.as_str(), "Empty");
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -970,7 +978,7 @@ fn list_groups_with_protocol_type_and_states_filter() {
         .find(|g| g.group_id.0.as_str() == stable)
         .unwrap_or_else(|| panic!("{stable} not listed at v0"));
     assert_eq!(st.protocol_type.as_str(), PROTOCOL_TYPE);
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1027,7 +1035,7 @@ fn delete_groups_non_empty_unknown_and_empty() {
         &DeleteGroupsRequest::default().with_groups_names(vec![gid(&idle)]),
     );
     assert_eq!(r.results[0].error_code, code::GROUP_ID_NOT_FOUND);
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -1099,7 +1107,7 @@ fn offset_delete_of_an_empty_group_and_of_a_subscribed_topic() {
         &delete(&unique_topic("g-odel-none"), &topic, &[0]),
     );
     assert_eq!(r.error_code, code::GROUP_ID_NOT_FOUND, "{r:?}");
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1127,8 +1135,8 @@ fn durability_offsets_and_group_survive_a_graceful_restart() {
         conn.commit(COMMIT_V, &simple, -1, "", None, &topic, &[(1, 7, -1, "s")]),
         [code::NONE]
     );
-    drop(ms);
-    drop(conn);
+    let member_id = ms[0].member_id.clone();
+    close_connections_to(broker.addr());
 
     broker.restart();
     let mut conn = Conn::open(broker.addr());
@@ -1144,10 +1152,31 @@ fn durability_offsets_and_group_survive_a_graceful_restart() {
         conn.fetch_offsets(&simple, &topic, &[1])[0],
         (7, -1, Some("s".into()), 0)
     );
+    // The group comes back as it was, member and assignment included (as Kafka reloads it
+    // from __consumer_offsets): the member's session simply continues.
     let g = conn.describe(&group);
-    assert_ne!(g.group_state.as_str(), "Dead", "the group survives: {g:?}");
+    assert_eq!(g.group_state.as_str(), "Stable", "{g:?}");
     assert_eq!(g.protocol_type.as_str(), PROTOCOL_TYPE);
-    // A new member continues the group's generations rather than restarting them.
+    assert_eq!(g.protocol_data.as_str(), "range");
+    assert_eq!(member_ids(&g), vec![member_id.clone()]);
+    assert_eq!(g.members[0].member_assignment, assignment(&topic, &[0, 1]));
+    let mut old = ms.pop().unwrap();
+    old.conn = Conn::open(broker.addr());
+    assert_eq!(
+        old.heartbeat(),
+        code::NONE,
+        "the member's generation {gen} survives"
+    );
+    assert_eq!(old.commit(&topic, &[(0, 101, 4, "after")]), [code::NONE]);
+    // Once it leaves, a new member continues the group's generations rather than restarting
+    // them.
+    let r = conn.call(
+        LEAVE_V,
+        &LeaveGroupRequest::default()
+            .with_group_id(gid(&group))
+            .with_members(vec![MemberIdentity::default().with_member_id(s(&member_id))]),
+    );
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
     let mut m = Member::consumer(broker.addr(), &group, &[&topic]);
     let j = m.join();
     assert!(
@@ -1155,7 +1184,7 @@ fn durability_offsets_and_group_survive_a_graceful_restart() {
         "generation {} after {gen}",
         j.generation_id
     );
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -1185,6 +1214,7 @@ fn durability_acknowledged_commits_survive_sigkill() {
             [code::NONE]
         );
     }
+    close_connections_to(broker.addr());
     broker.kill_and_restart();
     let mut conn = Conn::open(broker.addr());
     conn.wait_coordinator(&group);
@@ -1204,7 +1234,7 @@ fn durability_acknowledged_commits_survive_sigkill() {
             "partition {p}"
         );
     }
-    broker.stop();
+    stop_broker(broker);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1232,7 +1262,7 @@ fn bad_input_session_timeout_out_of_range_and_empty_group_id() {
     // The refusals created nothing.
     let g = conn.describe(&group);
     assert_eq!(g.group_state.as_str(), "Dead");
-    broker.stop();
+    stop_broker(broker);
 }
 
 #[test]
@@ -1288,7 +1318,7 @@ fn bad_input_garbage_and_truncated_group_requests_leave_the_broker_serving() {
     form_group(&mut ms, &[assignment("t", &[0])]);
     assert_eq!(ms[0].heartbeat(), code::NONE);
     broker.assert_alive();
-    broker.stop();
+    stop_broker(broker);
 }
 
 /// The request header version of `key` at `version` (flexible versions use header v2).

@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -125,6 +126,25 @@ fn versioned<T: Encodable>(v: &T, version: i16) -> Bytes {
     buf.freeze()
 }
 
+/// Every connection the tests opened, by broker address, so that [`close_connections_to`] can
+/// end them before a broker stops.
+static OPEN: Mutex<Vec<(SocketAddr, TcpStream)>> = Mutex::new(Vec::new());
+
+/// Shuts down every connection opened to `addr` (the members' sockets included). corelog's
+/// graceful shutdown waits (up to 5 s) for open client connections to close, so a test ends its
+/// own before stopping the broker; only a spawned broker's address is unique to one test.
+pub fn close_connections_to(addr: SocketAddr) {
+    let mut open = OPEN.lock().unwrap();
+    open.retain(|(a, stream)| {
+        if *a == addr {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            false
+        } else {
+            true
+        }
+    });
+}
+
 /// One client connection speaking raw Kafka protocol.
 pub struct Conn {
     stream: TcpStream,
@@ -140,6 +160,9 @@ impl Conn {
             .set_write_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         stream.set_nodelay(true).unwrap();
+        OPEN.lock()
+            .unwrap()
+            .push((addr, stream.try_clone().expect("clone stream")));
         Conn {
             stream,
             next_correlation: 1,
