@@ -1214,9 +1214,30 @@ fn durability_acknowledged_commits_survive_sigkill() {
             [code::NONE]
         );
     }
-    close_connections_to(broker.addr());
+    // And a group with a member, whose commit is the last thing acknowledged before the kill.
+    let (active, _) = ready_group(&broker, "g-crash-member");
+    let mut ms = vec![Member::consumer(broker.addr(), &active, &[&topic])];
+    let gen = form_group(&mut ms, &[assignment(&topic, &[0, 1, 2])]);
+    let member_id = ms[0].member_id.clone();
+    assert_eq!(ms[0].commit(&topic, &[(2, 77, 9, "last")]), [code::NONE]);
     broker.kill_and_restart();
+
     let mut conn = Conn::open(broker.addr());
+    conn.wait_coordinator(&active);
+    assert_eq!(
+        conn.fetch_offsets(&active, &topic, &[2])[0],
+        (77, 9, Some("last".into()), code::NONE)
+    );
+    let g = conn.describe(&active);
+    assert_eq!(g.group_state.as_str(), "Stable", "{g:?}");
+    assert_eq!(member_ids(&g), vec![member_id]);
+    ms[0].conn = Conn::open(broker.addr());
+    assert_eq!(
+        ms[0].heartbeat(),
+        code::NONE,
+        "generation {gen} survives the crash"
+    );
+
     conn.wait_coordinator(&group);
     let got = conn.fetch_offsets(&group, &topic, &[0, 1, 2]);
     // The last commit of partition p was number COMMITS - k for the largest k with the same
