@@ -643,10 +643,7 @@ fn offset_commit_of_a_stable_group_and_offset_fetch() {
     // From a member the group does not know.
     let errs = conn.commit(
         COMMIT_V,
-        &group,
-        gen1,
-        "no-such-member",
-        None,
+        Committer::member(&group, gen1, "no-such-member"),
         &topic,
         &[(0, 1, -1, "")],
     );
@@ -671,10 +668,7 @@ fn offset_commit_of_a_stable_group_and_offset_fetch() {
     assert_eq!(b.recv_sync(pending).error_code, code::NONE);
     let errs = conn.commit(
         COMMIT_V,
-        &group,
-        gen1,
-        &id_a,
-        None,
+        Committer::member(&group, gen1, &id_a),
         &topic,
         &[(0, 1, -1, "")],
     );
@@ -701,16 +695,13 @@ fn offset_commit_simple_commit_on_a_group_without_members_and_multi_group_fetch(
     // Generation -1 and no member id: what an admin client or a consumer with assign() sends.
     let errs = conn.commit(
         COMMIT_V,
-        &group,
-        -1,
-        "",
-        None,
+        Committer::simple(&group),
         &topic,
         &[(0, 10, 3, "a"), (1, 11, -1, "b")],
     );
     assert_eq!(errs, [code::NONE, code::NONE]);
     // The oldest OffsetCommit version both serve (v2, with retention time).
-    let errs = conn.commit(2, &other, -1, "", None, &topic, &[(1, 99, -1, "old")]);
+    let errs = conn.commit(2, Committer::simple(&other), &topic, &[(1, 99, -1, "old")]);
     assert_eq!(errs, [code::NONE]);
 
     // v8: several groups in one request; `topics: null` asks for every committed offset.
@@ -789,25 +780,37 @@ fn offset_commit_unknown_topic_and_metadata_too_large() {
     let topic = unique_topic("t-commit-bad");
     conn.create_topic(&topic, 1);
     let missing = unique_topic("t-missing");
-    let errs = conn.commit(COMMIT_V, &group, -1, "", None, &missing, &[(0, 1, -1, "")]);
+    let errs = conn.commit(
+        COMMIT_V,
+        Committer::simple(&group),
+        &missing,
+        &[(0, 1, -1, "")],
+    );
     assert_eq!(errs, [code::UNKNOWN_TOPIC_OR_PARTITION]);
     // A partition the topic does not have.
-    let errs = conn.commit(COMMIT_V, &group, -1, "", None, &topic, &[(5, 1, -1, "")]);
+    let errs = conn.commit(
+        COMMIT_V,
+        Committer::simple(&group),
+        &topic,
+        &[(5, 1, -1, "")],
+    );
     assert_eq!(errs, [code::UNKNOWN_TOPIC_OR_PARTITION]);
 
     let at_limit = "x".repeat(OFFSET_METADATA_MAX_BYTES);
     let over = "x".repeat(OFFSET_METADATA_MAX_BYTES + 1);
     let errs = conn.commit(
         COMMIT_V,
-        &group,
-        -1,
-        "",
-        None,
+        Committer::simple(&group),
         &topic,
         &[(0, 7, -1, &at_limit)],
     );
     assert_eq!(errs, [code::NONE], "metadata of exactly the limit");
-    let errs = conn.commit(COMMIT_V, &group, -1, "", None, &topic, &[(0, 8, -1, &over)]);
+    let errs = conn.commit(
+        COMMIT_V,
+        Committer::simple(&group),
+        &topic,
+        &[(0, 8, -1, &over)],
+    );
     assert_eq!(errs, [code::OFFSET_METADATA_TOO_LARGE]);
     // The refused commit left the earlier one in place.
     let got = conn.fetch_offsets(&group, &topic, &[0]);
@@ -935,7 +938,12 @@ fn list_groups_with_protocol_type_and_states_filter() {
     let mut ms = vec![Member::consumer(broker.addr(), &stable, &[&topic])];
     form_group(&mut ms, &[assignment(&topic, &[0])]);
     // A group with committed offsets and no members is Empty; its protocol type is unknown.
-    let errs = conn.commit(COMMIT_V, &empty, -1, "", None, &topic, &[(0, 1, -1, "")]);
+    let errs = conn.commit(
+        COMMIT_V,
+        Committer::simple(&empty),
+        &topic,
+        &[(0, 1, -1, "")],
+    );
     assert_eq!(errs, [code::NONE]);
 
     let list = |conn: &mut Conn, version: i16, states: &[&str]| {
@@ -999,7 +1007,12 @@ fn delete_groups_non_empty_unknown_and_empty() {
     form_group(&mut ms, &[assignment(&topic, &[0])]);
     assert_eq!(ms[0].commit(&topic, &[(0, 5, -1, "")]), [code::NONE]);
     assert_eq!(
-        conn.commit(COMMIT_V, &idle, -1, "", None, &topic, &[(0, 9, -1, "meta")]),
+        conn.commit(
+            COMMIT_V,
+            Committer::simple(&idle),
+            &topic,
+            &[(0, 9, -1, "meta")]
+        ),
         [code::NONE]
     );
 
@@ -1051,7 +1064,7 @@ fn offset_delete_of_an_empty_group_and_of_a_subscribed_topic() {
 
     let offsets = [(0, 3, -1, ""), (1, 4, -1, "")];
     assert_eq!(
-        conn.commit(COMMIT_V, &idle, -1, "", None, &topic, &offsets),
+        conn.commit(COMMIT_V, Committer::simple(&idle), &topic, &offsets),
         [code::NONE, code::NONE]
     );
     let delete = |group: &str, topic: &str, partitions: &[i32]| {
@@ -1132,7 +1145,12 @@ fn durability_offsets_and_group_survive_a_graceful_restart() {
         [0, 0]
     );
     assert_eq!(
-        conn.commit(COMMIT_V, &simple, -1, "", None, &topic, &[(1, 7, -1, "s")]),
+        conn.commit(
+            COMMIT_V,
+            Committer::simple(&simple),
+            &topic,
+            &[(1, 7, -1, "s")]
+        ),
         [code::NONE]
     );
     let member_id = ms[0].member_id.clone();
@@ -1204,10 +1222,7 @@ fn durability_acknowledged_commits_survive_sigkill() {
         assert_eq!(
             conn.commit(
                 COMMIT_V,
-                &group,
-                -1,
-                "",
-                None,
+                Committer::simple(&group),
                 &topic,
                 &[(p, i * 10, i as i32, &meta)]
             ),

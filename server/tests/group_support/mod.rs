@@ -410,19 +410,16 @@ impl Conn {
         resp.topics.into_iter().next().unwrap().partitions
     }
 
-    /// A commit of `offsets` (partition, offset, leader epoch, metadata) of `topic` as
-    /// (generation, member, instance); returns the per-partition error codes in request order.
+    /// A commit of `offsets` (partition, offset, leader epoch, metadata) of `topic` by `who`;
+    /// returns the per-partition error codes in request order.
     pub fn commit(
         &mut self,
         version: i16,
-        group: &str,
-        generation: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
+        who: Committer,
         topic: &str,
         offsets: &[(i32, i64, i32, &str)],
     ) -> Vec<i16> {
-        let req = commit_request(group, generation, member_id, instance_id, topic, offsets);
+        let req = commit_request(&who, topic, offsets);
         let resp: OffsetCommitResponse = self.call(version, &req);
         assert_eq!(resp.topics.len(), 1, "OffsetCommit topics: {resp:?}");
         assert_eq!(resp.topics[0].name.0.as_str(), topic);
@@ -440,19 +437,41 @@ impl Conn {
     }
 }
 
+/// Who commits: the group and the (generation, member id, group.instance.id) the commit claims.
+pub struct Committer<'a> {
+    pub group: &'a str,
+    pub generation: i32,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+}
+
+impl<'a> Committer<'a> {
+    /// A commit outside the group protocol (generation -1, no member), as an admin client or a
+    /// consumer using assign() sends.
+    pub fn simple(group: &'a str) -> Committer<'a> {
+        Committer::member(group, -1, "")
+    }
+
+    pub fn member(group: &'a str, generation: i32, member_id: &'a str) -> Committer<'a> {
+        Committer {
+            group,
+            generation,
+            member_id,
+            instance_id: None,
+        }
+    }
+}
+
 pub fn commit_request(
-    group: &str,
-    generation: i32,
-    member_id: &str,
-    instance_id: Option<&str>,
+    who: &Committer,
     topic: &str,
     offsets: &[(i32, i64, i32, &str)],
 ) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
-        .with_group_id(gid(group))
-        .with_generation_id_or_member_epoch(generation)
-        .with_member_id(s(member_id))
-        .with_group_instance_id(instance_id.map(s))
+        .with_group_id(gid(who.group))
+        .with_generation_id_or_member_epoch(who.generation)
+        .with_member_id(s(who.member_id))
+        .with_group_instance_id(who.instance_id.map(s))
         .with_retention_time_ms(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default()
             .with_name(tn(topic))
@@ -672,10 +691,12 @@ impl Member {
         let instance = self.instance_id.clone();
         self.conn.commit(
             COMMIT_V,
-            &group,
-            generation,
-            &member,
-            instance.as_deref(),
+            Committer {
+                group: &group,
+                generation,
+                member_id: &member,
+                instance_id: instance.as_deref(),
+            },
             topic,
             offsets,
         )
