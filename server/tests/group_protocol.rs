@@ -262,6 +262,83 @@ fn join_group_oldest_version_assigns_member_id_without_member_id_required() {
     assert_eq!(r.protocol_name.as_deref(), Some("range"));
     assert_eq!(r.members.len(), 1);
     assert_eq!(r.members[0].metadata, subscription(&["t"]));
+    let topic = unique_topic("t-v0");
+    conn.create_topic(&topic, 1);
+
+    // The rest of an old client's cycle at the oldest versions both brokers serve: SyncGroup
+    // v0, Heartbeat v0, OffsetCommit v2, OffsetFetch v1, LeaveGroup v0.
+    let member_id = r.member_id.to_string();
+    let generation = r.generation_id;
+    let asg = assignment(&topic, &[0]);
+    let sync = kafka_protocol::messages::SyncGroupRequest::default()
+        .with_group_id(gid(&group))
+        .with_generation_id(generation)
+        .with_member_id(s(&member_id))
+        .with_assignments(vec![
+            kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(s(&member_id))
+                .with_assignment(asg.clone()),
+        ]);
+    let r = conn.call(0, &sync);
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    assert_eq!(r.assignment, asg);
+    let hb = kafka_protocol::messages::HeartbeatRequest::default()
+        .with_group_id(gid(&group))
+        .with_generation_id(generation)
+        .with_member_id(s(&member_id));
+    assert_eq!(conn.call(0, &hb).error_code, code::NONE);
+    let errs = conn.commit(
+        2,
+        Committer::member(&group, generation, &member_id),
+        &topic,
+        &[(0, 12, -1, "v2")],
+    );
+    assert_eq!(errs, [code::NONE]);
+    let got = conn.fetch_offsets_v1(&group, &topic, &[0]);
+    assert_eq!(
+        (got[0].committed_offset, got[0].metadata.as_deref()),
+        (12, Some("v2"))
+    );
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(gid(&group))
+        .with_member_id(s(&member_id));
+    assert_eq!(conn.call(0, &leave).error_code, code::NONE);
+    assert_eq!(conn.describe(&group).group_state.as_str(), "Empty");
+    assert_eq!(conn.call(0, &hb).error_code, code::UNKNOWN_MEMBER_ID);
+    stop_broker(broker);
+}
+
+#[test]
+fn join_group_refusals_unknown_member_and_inconsistent_protocols() {
+    let broker = start_broker(&[]);
+    let (group, mut conn) = ready_group(&broker, "g-join-refuse");
+    let mut ms = vec![Member::consumer(broker.addr(), &group, &["t"])];
+    let gen = form_group(&mut ms, &[assignment("t", &[0])]);
+
+    // A member id the group never handed out.
+    let mut stranger = Member::consumer(broker.addr(), &group, &["t"]);
+    stranger.member_id = "no-such-member".into();
+    let r = stranger.join_once();
+    assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID, "{r:?}");
+    // No protocol in common with the group's members.
+    let mut odd = Member::new(
+        broker.addr(),
+        &group,
+        &[("cooperative-sticky", subscription(&["t"]))],
+    );
+    let r = odd.join_once();
+    assert_eq!(r.error_code, code::INCONSISTENT_GROUP_PROTOCOL, "{r:?}");
+    // Another protocol type.
+    let mut req = Member::consumer(broker.addr(), &group, &["t"]).join_request();
+    req.protocol_type = s("connect");
+    let r = conn.call(JOIN_V, &req);
+    assert_eq!(r.error_code, code::INCONSISTENT_GROUP_PROTOCOL, "{r:?}");
+    // None of that disturbed the group.
+    assert_eq!(ms[0].heartbeat(), code::NONE);
+    let g = conn.describe(&group);
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert_eq!(member_ids(&g), vec![ms[0].member_id.clone()]);
+    assert_eq!(ms[0].generation, gen);
     stop_broker(broker);
 }
 
@@ -655,8 +732,20 @@ fn offset_commit_of_a_stable_group_and_offset_fetch() {
     a.send_join();
     let gen2 = a.finish_join().generation_id;
     b.finish_join();
-    let pending = b.send_sync(&[]);
     let (id_a, id_b) = (a.member_id.clone(), b.member_id.clone());
+    // Joined but not yet synced (CompletingRebalance): a commit must wait for the assignment.
+    let errs = conn.commit(
+        COMMIT_V,
+        Committer::member(&group, gen2, &id_a),
+        &topic,
+        &[(0, 1, -1, "")],
+    );
+    assert_eq!(
+        errs,
+        [code::REBALANCE_IN_PROGRESS],
+        "commit while CompletingRebalance"
+    );
+    let pending = b.send_sync(&[]);
     assert_eq!(
         a.sync(&[
             (id_a.as_str(), assignment(&topic, &[0, 1])),
