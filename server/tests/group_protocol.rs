@@ -9,8 +9,11 @@
 //! Group and topic names are unique per run, so runs against a long-lived broker never meet.
 //!
 //! Versions: the highest both corelog and Kafka 4.4 serve (see `group_support`), plus the oldest
-//! both serve where noted: JoinGroup v0, LeaveGroup v0, FindCoordinator v0, OffsetCommit v2 and
-//! OffsetFetch v1 (Kafka 4 dropped OffsetCommit v0-1 and OffsetFetch v0).
+//! both serve where noted: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, FindCoordinator and
+//! ListGroups v0, OffsetCommit v2 and OffsetFetch v1 (Kafka 4 dropped OffsetCommit v0-1 and
+//! OffsetFetch v0, and kafka-protocol cannot encode them either). DescribeGroups v6 (unknown
+//! group: GROUP_ID_NOT_FOUND) is checked only where the broker advertises it (Kafka, not
+//! corelog, which serves v0-5).
 
 mod group_support;
 mod interop_support;
