@@ -43,6 +43,9 @@ struct Process {
     child: Child,
     _data_dir: tempfile::TempDir,
     log_path: PathBuf,
+    /// The full `corelog` command line, kept so that [`Broker::restart`] starts the same broker
+    /// (same data dir, port and properties).
+    args: Vec<String>,
 }
 
 impl Broker {
@@ -72,35 +75,25 @@ impl Broker {
             .expect("temp data dir");
         let log_path = data_dir.path().join("corelog.log");
         let port = free_port();
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corelog"));
-        cmd.arg("serve")
-            .arg("--set")
-            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
-            .arg("--set")
-            .arg(format!(
-                "log.dirs={}",
-                data_dir.path().join("data").display()
-            ));
+        let mut args = vec![
+            "serve".to_string(),
+            "--set".to_string(),
+            format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+            "--set".to_string(),
+            format!("log.dirs={}", data_dir.path().join("data").display()),
+        ];
         for (k, v) in props {
-            cmd.arg("--set").arg(format!("{k}={v}"));
+            args.push("--set".to_string());
+            args.push(format!("{k}={v}"));
         }
-        let child = cmd
-            .env(
-                "RUST_LOG",
-                std::env::var("CORELOG_INTEROP_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn corelog");
+        let child = spawn_corelog(&args, &log_path);
         let broker = Broker {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             process: Some(Process {
                 child,
                 _data_dir: data_dir,
                 log_path,
+                args,
             }),
         };
         broker.wait_until_answering(START_TIMEOUT);
@@ -192,6 +185,76 @@ impl Broker {
             }
         }
     }
+
+    /// Stops a started corelog gracefully (SIGTERM, exit 0 asserted) and starts it again on the
+    /// same data dir, port and properties. Panics for an external broker.
+    pub fn restart(&mut self) {
+        self.respawn_after(libc::SIGTERM);
+    }
+
+    /// Like [`Broker::restart`], but kills the process with SIGKILL first: nothing runs at exit,
+    /// so what the restarted broker still knows is what it had made durable.
+    pub fn kill_and_restart(&mut self) {
+        self.respawn_after(libc::SIGKILL);
+    }
+
+    fn respawn_after(&mut self, signal: libc::c_int) {
+        let p = self
+            .process
+            .as_mut()
+            .expect("restart needs a corelog started by the harness");
+        assert!(
+            p.child.try_wait().expect("try_wait").is_none(),
+            "corelog had already exited before the restart; its log:\n{}",
+            std::fs::read_to_string(&p.log_path).unwrap_or_default()
+        );
+        // SAFETY: kill(2) on the pid of a child this process has not reaped yet.
+        let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}): {}", std::io::Error::last_os_error());
+        let status = wait_timeout(&mut p.child, STOP_TIMEOUT).unwrap_or_else(|| {
+            panic!("corelog did not exit within {STOP_TIMEOUT:?} of signal {signal}")
+        });
+        if signal == libc::SIGTERM {
+            assert!(
+                status.success(),
+                "corelog did not exit 0 after SIGTERM ({status}); its log:\n{}",
+                std::fs::read_to_string(&p.log_path).unwrap_or_default()
+            );
+        }
+        // A dead process's io_uring is torn down asynchronously and its multishot accept keeps
+        // the listening socket open until then; a new broker on the same SO_REUSEPORT port would
+        // share connections with that dying socket, so wait until nothing accepts any more.
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the dead broker's listener lingers"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        p.child = spawn_corelog(&p.args, &p.log_path);
+        self.wait_until_answering(START_TIMEOUT);
+    }
+}
+
+/// Starts `corelog` with `args`, appending its output to `log_path`.
+fn spawn_corelog(args: &[String], log_path: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_corelog"))
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("CORELOG_INTEROP_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn corelog")
 }
 
 impl Drop for Broker {
