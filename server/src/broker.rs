@@ -34,6 +34,9 @@ pub struct BrokerContext {
     pub metadata: MetadataStore,
     router: OnceLock<ShardRouter>,
     pub open_connections: AtomicU32,
+    /// Requests being handled or answered right now (what a graceful shutdown waits for; idle
+    /// connections do not hold it up).
+    pub requests_in_flight: AtomicU32,
     pub shutting_down: AtomicBool,
     /// The cluster id reported in Metadata and DescribeCluster.
     pub cluster_id: String,
@@ -196,6 +199,7 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
         metadata,
         router: OnceLock::new(),
         open_connections: AtomicU32::new(0),
+        requests_in_flight: AtomicU32::new(0),
         shutting_down: AtomicBool::new(false),
         offsets_topic_ready: AtomicBool::new(offsets_topic_exists),
     });
@@ -229,7 +233,7 @@ fn shutdown(shards: ShardSet, broker: Arc<BrokerContext>, signal: i32) {
             let state = shard();
             // Let in-flight requests finish (bounded), then make everything durable.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while state.broker.open_connections.load(Ordering::SeqCst) > 0
+            while state.broker.requests_in_flight.load(Ordering::SeqCst) > 0
                 && std::time::Instant::now() < deadline
             {
                 runtime::sleep(std::time::Duration::from_millis(10)).await;

@@ -110,6 +110,7 @@ pub async fn serve(conn: OwnedFd) {
                 return;
             }
         };
+        let in_flight = InFlight::start();
         let result = handle_frame(frame, &client_host).await;
         let sent = match result {
             Ok(Some((header, reply))) => send_reply(fd, header, reply, &mut pipe).await,
@@ -119,10 +120,34 @@ pub async fn serve(conn: OwnedFd) {
                 return;
             }
         };
+        drop(in_flight);
         if let Err(e) = sent {
             tracing::debug!(error = %e, "closing connection: send failed");
             return;
         }
+    }
+}
+
+/// Counts a request in `requests_in_flight` from its decoding until its answer is sent (or the
+/// connection closes), so that a graceful shutdown lets it finish.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        shard()
+            .broker
+            .requests_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        shard()
+            .broker
+            .requests_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -45,10 +45,11 @@ pub struct Broker {
 
 struct Process {
     child: Child,
-    data_dir: tempfile::TempDir,
+    _data_dir: tempfile::TempDir,
     log_path: PathBuf,
-    /// The `--set` properties it was started with, kept for [`Broker::restart`].
-    props: Vec<(String, String)>,
+    /// The full `corelog` command line, kept so that [`Broker::restart`] starts the same broker
+    /// (same data dir, port and properties).
+    args: Vec<String>,
 }
 
 impl Broker {
@@ -78,36 +79,29 @@ impl Broker {
             .expect("temp data dir");
         let log_path = data_dir.path().join("corelog.log");
         let port = free_port();
-        let props: Vec<(String, String)> = props
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let child = spawn_corelog(data_dir.path(), &log_path, port, &props);
+        let mut args = vec![
+            "serve".to_string(),
+            "--set".to_string(),
+            format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+            "--set".to_string(),
+            format!("log.dirs={}", data_dir.path().join("data").display()),
+        ];
+        for (k, v) in props {
+            args.push("--set".to_string());
+            args.push(format!("{k}={v}"));
+        }
+        let child = spawn_corelog(&args, &log_path);
         let broker = Broker {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             process: Some(Process {
                 child,
-                data_dir,
+                _data_dir: data_dir,
                 log_path,
-                props,
+                args,
             }),
         };
         broker.wait_until_answering(START_TIMEOUT);
         broker
-    }
-
-    /// Stops a started corelog gracefully (SIGTERM, asserting exit 0) and starts it again on the
-    /// same data dir, port and properties, returning once it answers. For an external broker it
-    /// does nothing: a test using it must assert only what holds without the restart.
-    pub fn restart(&mut self) {
-        let addr = self.addr;
-        let Some(p) = self.process.as_mut() else {
-            return;
-        };
-        terminate(p);
-        wait_for_listener_gone(addr);
-        p.child = spawn_corelog(p.data_dir.path(), &p.log_path, addr.port(), &p.props);
-        self.wait_until_answering(START_TIMEOUT);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -174,75 +168,97 @@ impl Broker {
         let Some(mut p) = self.process.take() else {
             return;
         };
-        terminate(&mut p);
+        if let Some(status) = p.child.try_wait().expect("try_wait") {
+            let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
+            panic!("corelog had already exited ({status}) before SIGTERM; its log:\n{log}");
+        }
+        // SAFETY: kill(2) on the pid of a child this process has not reaped yet.
+        let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM): {}", std::io::Error::last_os_error());
+        let status = wait_timeout(&mut p.child, STOP_TIMEOUT);
+        let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
+        match status {
+            Some(status) => assert!(
+                status.success(),
+                "corelog did not exit 0 after SIGTERM ({status}); its log:\n{log}"
+            ),
+            None => {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+                panic!("corelog did not exit within {STOP_TIMEOUT:?} of SIGTERM; its log:\n{log}");
+            }
+        }
+    }
+
+    /// Stops a started corelog gracefully (SIGTERM, exit 0 asserted) and starts it again on the
+    /// same data dir, port and properties. Panics for an external broker.
+    pub fn restart(&mut self) {
+        self.respawn_after(libc::SIGTERM);
+    }
+
+    /// Like [`Broker::restart`], but kills the process with SIGKILL first: nothing runs at exit,
+    /// so what the restarted broker still knows is what it had made durable.
+    pub fn kill_and_restart(&mut self) {
+        self.respawn_after(libc::SIGKILL);
+    }
+
+    fn respawn_after(&mut self, signal: libc::c_int) {
+        let p = self
+            .process
+            .as_mut()
+            .expect("restart needs a corelog started by the harness");
+        assert!(
+            p.child.try_wait().expect("try_wait").is_none(),
+            "corelog had already exited before the restart; its log:\n{}",
+            std::fs::read_to_string(&p.log_path).unwrap_or_default()
+        );
+        // SAFETY: kill(2) on the pid of a child this process has not reaped yet.
+        let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}): {}", std::io::Error::last_os_error());
+        let status = wait_timeout(&mut p.child, STOP_TIMEOUT).unwrap_or_else(|| {
+            panic!("corelog did not exit within {STOP_TIMEOUT:?} of signal {signal}")
+        });
+        if signal == libc::SIGTERM {
+            assert!(
+                status.success(),
+                "corelog did not exit 0 after SIGTERM ({status}); its log:\n{}",
+                std::fs::read_to_string(&p.log_path).unwrap_or_default()
+            );
+        }
+        // A dead process's io_uring is torn down asynchronously and its multishot accept keeps
+        // the listening socket open until then; a new broker on the same SO_REUSEPORT port would
+        // share connections with that dying socket, so wait until nothing accepts any more.
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the dead broker's listener lingers"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        p.child = spawn_corelog(&p.args, &p.log_path);
+        self.wait_until_answering(START_TIMEOUT);
     }
 }
 
-/// Starts `corelog serve` on `data_dir` (its log dirs in `data/` there) and `port`, appending
-/// its output to `log_path` (appending: a restarted broker's log follows the first one's).
-fn spawn_corelog(data_dir: &Path, log_path: &Path, port: u16, props: &[(String, String)]) -> Child {
+/// Starts `corelog` with `args`, appending its output to `log_path`.
+fn spawn_corelog(args: &[String], log_path: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path)
         .expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corelog"));
-    cmd.arg("serve")
-        .arg("--set")
-        .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
-        .arg("--set")
-        .arg(format!("log.dirs={}", data_dir.join("data").display()));
-    for (k, v) in props {
-        cmd.arg("--set").arg(format!("{k}={v}"));
-    }
-    cmd.env(
-        "RUST_LOG",
-        std::env::var("CORELOG_INTEROP_LOG").unwrap_or_else(|_| "info".into()),
-    )
-    .stdin(Stdio::null())
-    .stdout(log.try_clone().expect("log fd"))
-    .stderr(log)
-    .spawn()
-    .expect("spawn corelog")
-}
-
-/// SIGTERM, then asserts a graceful exit (status 0) within [`STOP_TIMEOUT`].
-fn terminate(p: &mut Process) {
-    if let Some(status) = p.child.try_wait().expect("try_wait") {
-        let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
-        panic!("corelog had already exited ({status}) before SIGTERM; its log:\n{log}");
-    }
-    // SAFETY: kill(2) on the pid of a child this process has not reaped yet.
-    let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0, "kill(SIGTERM): {}", std::io::Error::last_os_error());
-    let status = wait_timeout(&mut p.child, STOP_TIMEOUT);
-    let log = std::fs::read_to_string(&p.log_path).unwrap_or_default();
-    match status {
-        Some(status) => assert!(
-            status.success(),
-            "corelog did not exit 0 after SIGTERM ({status}); its log:\n{log}"
-        ),
-        None => {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-            panic!("corelog did not exit within {STOP_TIMEOUT:?} of SIGTERM; its log:\n{log}");
-        }
-    }
-}
-
-/// Waits until nothing accepts on `addr` any more. The kernel tears a dead process's io_uring
-/// down asynchronously and a multishot accept keeps the listening socket open until then: a
-/// broker restarted at once on the same SO_REUSEPORT port would share connections with that
-/// dying socket, which resets them when it finally closes.
-fn wait_for_listener_gone(addr: SocketAddr) {
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the stopped broker's listener on {addr} lingers past {STOP_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    Command::new(env!("CARGO_BIN_EXE_corelog"))
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("CORELOG_INTEROP_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn corelog")
 }
 
 impl Drop for Broker {
