@@ -108,6 +108,14 @@ impl Shared {
     }
 }
 
+/// Runs `f`, reporting on stderr how long it took (the suite's step timings).
+fn timed<T>(step: &str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    eprintln!("{step}: took {:?}", start.elapsed());
+    out
+}
+
 /// Polls `cond` until it holds, failing the test (naming `step`) on a client error or after
 /// [`STEP_TIMEOUT`].
 fn wait_for(shared: &Shared, step: &str, mut cond: impl FnMut() -> bool) {
@@ -201,6 +209,17 @@ struct MemberThread {
     id: usize,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+}
+
+/// Asks every member to commit and close at once, then waits for each: closed one after the
+/// other, each close would start a rebalance that the next one's close then has to wait out.
+fn close_all(members: Vec<MemberThread>, shared: &Shared) {
+    for m in &members {
+        m.stop.store(true, Ordering::SeqCst);
+    }
+    for m in members {
+        m.close(shared);
+    }
 }
 
 impl MemberThread {
@@ -490,11 +509,13 @@ fn assert_exactly_once(
 
 /// The librdkafka group scenario with `strategy` as partition.assignment.strategy.
 fn rdkafka_group(strategy: &str) {
-    let mut broker = Broker::start_with(GROUP_PROPS);
+    let mut broker = timed("start the broker", || Broker::start_with(GROUP_PROPS));
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("groups-rd");
     let group = unique_topic("groups-rd-group");
-    create_topic(&bootstrap, &topic, PARTITIONS);
+    timed("create the topic", || {
+        create_topic(&bootstrap, &topic, PARTITIONS)
+    });
     let shared = Arc::new(Shared::default());
 
     // Four members, one per thread, while records flow.
@@ -538,9 +559,10 @@ fn rdkafka_group(strategy: &str) {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("group describer");
-    let groups = reader
-        .fetch_group_list(Some(&group), STEP_TIMEOUT)
-        .unwrap_or_else(|e| panic!("DescribeGroups {group}: {e}"));
+    let groups = timed("DescribeGroups", || {
+        reader.fetch_group_list(Some(&group), STEP_TIMEOUT)
+    })
+    .unwrap_or_else(|e| panic!("DescribeGroups {group}: {e}"));
     let g = groups
         .groups()
         .iter()
@@ -570,13 +592,9 @@ fn rdkafka_group(strategy: &str) {
     let consumers: BTreeSet<usize> = seen.iter().map(|s| s.member).collect();
     assert_eq!(consumers, (0..5).collect(), "members that consumed records");
 
-    let closing = Instant::now();
-    for m in members {
-        m.close(&shared);
-    }
-    eprintln!("closing the members: {:?}", closing.elapsed());
-    let high = high_watermarks(&bootstrap, &topic);
-    let commits = committed(&bootstrap, &group, &topic);
+    timed("close the members", || close_all(members, &shared));
+    let high = timed("ListOffsets", || high_watermarks(&bootstrap, &topic));
+    let commits = timed("OffsetFetch", || committed(&bootstrap, &group, &topic));
     assert_eq!(
         commits, high,
         "committed offsets after closing every member, against the high watermarks"
@@ -591,9 +609,7 @@ fn rdkafka_group(strategy: &str) {
     // (`Broker::restart` refuses one): all that follows holds there too, it just proves less.
     drop(reader);
     if broker.is_spawned() {
-        let restart = Instant::now();
-        broker.restart();
-        eprintln!("broker restart: {:?}", restart.elapsed());
+        timed("restart the broker", || broker.restart());
     }
     let shared = Arc::new(Shared::default());
     let after = AFTER_RESTART_FIRST_SEQ
@@ -621,16 +637,16 @@ fn rdkafka_group(strategy: &str) {
         first, commits,
         "first offset consumed per partition after the restart, against the offsets committed before it"
     );
-    for m in members {
-        m.close(&shared);
-    }
+    timed("close the members after the restart", || {
+        close_all(members, &shared)
+    });
     let high = high_watermarks(&bootstrap, &topic);
     assert_eq!(
         committed(&bootstrap, &group, &topic),
         high,
         "committed offsets after the restart, against the high watermarks"
     );
-    broker.stop();
+    timed("stop the broker", || broker.stop());
 }
 
 #[test]
