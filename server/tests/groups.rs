@@ -211,8 +211,8 @@ struct MemberThread {
     thread: JoinHandle<()>,
 }
 
-/// Asks every member to commit and close at once, then waits for each: closed one after the
-/// other, each close would start a rebalance that the next one's close then has to wait out.
+/// Asks every member to commit and close at once, then waits for each (closed one after the
+/// other, each close would start a rebalance among the rest, only to be cut short by the next).
 fn close_all(members: Vec<MemberThread>, shared: &Shared) {
     for m in &members {
         m.stop.store(true, Ordering::SeqCst);
