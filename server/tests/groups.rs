@@ -186,6 +186,15 @@ impl ConsumerContext for Member {
                     .unwrap()
                     .insert(self.id, parts);
             }
+            // The consumer is closing (its revocation callback runs during the close): it holds
+            // nothing any more.
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerDestroy) => {
+                self.shared
+                    .assignments
+                    .lock()
+                    .unwrap()
+                    .insert(self.id, BTreeSet::new());
+            }
             Err(e) => self
                 .shared
                 .fail(format!("member {}: assignment(): {e}", self.id)),
