@@ -20,6 +20,7 @@ use corelog_engine::storage::ShardStorage;
 
 use crate::config::{parse_timestamp_type, BrokerConfig};
 use crate::connection;
+use crate::groups::ShardGroups;
 use crate::metadata::{MetadataStore, TopicMeta};
 use crate::producer_ids::ProducerIdAllocator;
 use crate::producer_state::ShardProducers;
@@ -102,6 +103,8 @@ pub struct ShardState {
     pub broker: Arc<BrokerContext>,
     /// Idempotent-producer state of the partitions this shard owns.
     pub producers: ShardProducers,
+    /// The consumer groups this shard coordinates (those of its `__consumer_offsets` partitions).
+    pub groups: ShardGroups,
 }
 
 thread_local! {
@@ -193,6 +196,7 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
         pin_to_cores: true,
     })?;
     let _ = broker.router.set(shards.router());
+    crate::groups::ensure_offsets_topic(&broker)?;
     tracing::info!(shards = shards.len(), data_dir = %broker.config.data_dir.display(), "starting");
     let mut started = Vec::new();
     for id in 0..shards.len() {
@@ -251,11 +255,14 @@ async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
         storage,
         broker: broker.clone(),
         producers: ShardProducers::default(),
+        groups: ShardGroups::default(),
     });
     SHARD_STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
     for topic in broker.metadata.snapshot().topics() {
         open_owned_partitions(&state, topic, 0)?;
     }
+    crate::groups::store::load(&state).await?;
+    runtime::spawn(crate::groups::housekeeping());
     let listener = ops::listen_reuseport(broker.config.listener, LISTEN_BACKLOG)?;
     runtime::spawn(accept_loop(listener));
     // One metrics listener per broker, on the first shard (scrapes are rare and cheap).

@@ -41,7 +41,6 @@ const IGNORED_KEYS: &[&str] = &[
     "transaction.state.log.min.isr",
     "default.replication.factor",
     "log.retention.check.interval.ms",
-    "group.initial.rebalance.delay.ms",
     "unclean.leader.election.enable",
 ];
 
@@ -82,6 +81,8 @@ pub struct BrokerConfig {
     pub metrics_listener: Option<SocketAddr>,
     /// Topic-level defaults (`log.segment.bytes`, `log.roll.ms`, ...).
     pub log: LogConfig,
+    /// The group coordinator's settings (`group.*`, `offsets.*`).
+    pub groups: GroupConfig,
     /// Keys accepted but not applicable on one node.
     pub ignored: Vec<String>,
 }
@@ -105,6 +106,7 @@ impl Default for BrokerConfig {
             fetch_zero_copy: true,
             metrics_listener: Some(DEFAULT_METRICS_LISTENER.parse().expect("valid address")),
             log: LogConfig::default(),
+            groups: GroupConfig::default(),
             ignored: Vec::new(),
         }
     }
@@ -247,6 +249,28 @@ impl BrokerConfig {
                 "corelog.acks.all.durable" => c.acks_all_durable = parse_bool(key, value)?,
                 "corelog.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(key, value)?,
                 "corelog.metrics.listener" => c.metrics_listener = parse_metrics_listener(value)?,
+                "group.initial.rebalance.delay.ms" => {
+                    c.groups.initial_rebalance_delay_ms = parse_num(key, value)?
+                }
+                "group.min.session.timeout.ms" => {
+                    c.groups.min_session_timeout_ms = parse_num(key, value)?
+                }
+                "group.max.session.timeout.ms" => {
+                    c.groups.max_session_timeout_ms = parse_num(key, value)?
+                }
+                "group.max.size" => c.groups.max_size = parse_num(key, value)?,
+                "offsets.topic.num.partitions" => {
+                    c.groups.offsets_topic_partitions = parse_num(key, value)?
+                }
+                "offsets.retention.minutes" => {
+                    c.groups.offsets_retention_ms = parse_num::<u64>(key, value)? * 60_000
+                }
+                "offsets.retention.check.interval.ms" => {
+                    c.groups.offsets_retention_check_interval_ms = parse_num(key, value)?
+                }
+                "offset.metadata.max.bytes" => {
+                    c.groups.offset_metadata_max_bytes = parse_num(key, value)?
+                }
                 k if IGNORED_KEYS.contains(&k) => c.ignored.push(k.to_string()),
                 _ => unknown.push(key.clone()),
             }
@@ -270,7 +294,84 @@ impl BrokerConfig {
         {
             return Err("log.segment.bytes: out of range".to_string());
         }
+        c.groups.validate()?;
         Ok((c, unknown))
+    }
+}
+
+/// The group coordinator's settings, under Kafka's names and with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: the shortest session a member may ask for.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`: members per group.
+    pub max_size: u32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_partitions: u32,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: u64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `offset.metadata.max.bytes`: the longest commit metadata string.
+    pub offset_metadata_max_bytes: usize,
+}
+
+/// Longest commit metadata the records can hold (a Kafka string has an i16 length).
+const MAX_OFFSET_METADATA_BYTES: usize = i16::MAX as usize;
+/// Most partitions `__consumer_offsets` may be created with.
+const MAX_OFFSETS_TOPIC_PARTITIONS: u32 = 1000;
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX as u32,
+            offsets_topic_partitions: 50,
+            offsets_retention_ms: 7 * 24 * 60 * 60_000,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
+}
+
+impl GroupConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.offset_metadata_max_bytes > MAX_OFFSET_METADATA_BYTES {
+            return Err(format!(
+                "offset.metadata.max.bytes: at most {MAX_OFFSET_METADATA_BYTES}"
+            ));
+        }
+        if !(1..=MAX_OFFSETS_TOPIC_PARTITIONS).contains(&self.offsets_topic_partitions) {
+            return Err(format!(
+                "offsets.topic.num.partitions: must be 1..={MAX_OFFSETS_TOPIC_PARTITIONS}"
+            ));
+        }
+        if self.min_session_timeout_ms < 0
+            || self.min_session_timeout_ms > self.max_session_timeout_ms
+        {
+            return Err(
+                "group.min.session.timeout.ms: must be 0..=group.max.session.timeout.ms".into(),
+            );
+        }
+        if self.offsets_retention_check_interval_ms == 0 {
+            return Err("offsets.retention.check.interval.ms: must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn timers(&self) -> crate::groups::group::Timers {
+        crate::groups::group::Timers {
+            initial_rebalance_delay: std::time::Duration::from_millis(
+                self.initial_rebalance_delay_ms,
+            ),
+            max_size: self.max_size as usize,
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! not parse or an API the broker does not speak closes the connection, as Kafka does.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -85,6 +86,13 @@ impl FrameReader {
 
 /// Serves one connection until the peer closes it or sends something unacceptable.
 pub async fn serve(conn: OwnedFd) {
+    // A TcpStream owns the socket from here on, for its peer address (the client host that
+    // group members report, written like Kafka's "/127.0.0.1").
+    let conn = std::net::TcpStream::from(conn);
+    let client_host: Rc<str> = match conn.peer_addr() {
+        Ok(addr) => format!("/{}", addr.ip()).into(),
+        Err(_) => "/unknown".into(),
+    };
     let fd = conn.as_raw_fd();
     let max_frame_bytes = shard().broker.config.socket_request_max_bytes as usize;
     let mut reader = FrameReader {
@@ -102,7 +110,7 @@ pub async fn serve(conn: OwnedFd) {
                 return;
             }
         };
-        let result = handle_frame(frame).await;
+        let result = handle_frame(frame, &client_host).await;
         let sent = match result {
             Ok(Some((header, reply))) => send_reply(fd, header, reply, &mut pipe).await,
             Ok(None) => Ok(()),
@@ -119,7 +127,10 @@ pub async fn serve(conn: OwnedFd) {
 }
 
 /// Decodes the request header, runs the handler, and encodes the response header.
-async fn handle_frame(mut frame: Bytes) -> Result<Option<(Bytes, Reply)>, CloseReason> {
+async fn handle_frame(
+    mut frame: Bytes,
+    client_host: &Rc<str>,
+) -> Result<Option<(Bytes, Reply)>, CloseReason> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let key = ApiKey::try_from(api_key)
@@ -132,6 +143,12 @@ async fn handle_frame(mut frame: Bytes) -> Result<Option<(Bytes, Reply)>, CloseR
         key,
         version: api_version,
         body: frame,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        client_host: client_host.clone(),
     };
     let reply = handlers::dispatch(request)
         .await

@@ -5,6 +5,7 @@ mod broker;
 mod config;
 mod config_entries;
 mod connection;
+mod groups;
 mod handlers;
 mod lag;
 mod metadata;

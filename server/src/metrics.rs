@@ -29,19 +29,12 @@ const RECV_CHUNK_BYTES: usize = 2 * 1024;
 /// The content type of the Prometheus text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A committed offset of a consumer group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedOffset {
-    pub group: String,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-}
+/// A committed offset of a consumer group: group, topic, partition, offset.
+pub use crate::groups::CommittedOffset;
 
-/// Every committed offset the group coordinator holds.
+/// Every committed offset the group coordinator holds (from every shard).
 async fn committed_offsets() -> Vec<CommittedOffset> {
-    // WIRED AT MERGE: crate::groups::committed_offsets()
-    Vec::new()
+    crate::groups::committed_offsets().await
 }
 
 /// What one scrape reports.

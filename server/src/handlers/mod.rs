@@ -15,23 +15,38 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 /// A decoded request header and the still-encoded body.
 pub struct Request {
     pub key: ApiKey,
     pub version: i16,
     pub body: Bytes,
+    /// The request header's client id ("" when null).
+    pub client_id: String,
+    /// The peer's address as Kafka shows it in group descriptions ("/127.0.0.1").
+    pub client_host: std::rc::Rc<str>,
 }
 
 impl Request {
@@ -146,6 +161,61 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             describe_topic_partitions::MIN_VERSION,
             describe_topic_partitions::MAX_VERSION,
         ),
+        (
+            ApiKey::FindCoordinator,
+            find_coordinator::MIN_VERSION,
+            find_coordinator::MAX_VERSION,
+        ),
+        (
+            ApiKey::JoinGroup,
+            join_group::MIN_VERSION,
+            join_group::MAX_VERSION,
+        ),
+        (
+            ApiKey::SyncGroup,
+            sync_group::MIN_VERSION,
+            sync_group::MAX_VERSION,
+        ),
+        (
+            ApiKey::Heartbeat,
+            heartbeat::MIN_VERSION,
+            heartbeat::MAX_VERSION,
+        ),
+        (
+            ApiKey::LeaveGroup,
+            leave_group::MIN_VERSION,
+            leave_group::MAX_VERSION,
+        ),
+        (
+            ApiKey::OffsetCommit,
+            offset_commit::MIN_VERSION,
+            offset_commit::MAX_VERSION,
+        ),
+        (
+            ApiKey::OffsetFetch,
+            offset_fetch::MIN_VERSION,
+            offset_fetch::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeGroups,
+            describe_groups::MIN_VERSION,
+            describe_groups::MAX_VERSION,
+        ),
+        (
+            ApiKey::ListGroups,
+            list_groups::MIN_VERSION,
+            list_groups::MAX_VERSION,
+        ),
+        (
+            ApiKey::DeleteGroups,
+            delete_groups::MIN_VERSION,
+            delete_groups::MAX_VERSION,
+        ),
+        (
+            ApiKey::OffsetDelete,
+            offset_delete::MIN_VERSION,
+            offset_delete::MAX_VERSION,
+        ),
     ]
 }
 
@@ -180,6 +250,17 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(request).await,
         ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(request).await,
+        ApiKey::FindCoordinator => find_coordinator::handle(request).await,
+        ApiKey::JoinGroup => join_group::handle(request).await,
+        ApiKey::SyncGroup => sync_group::handle(request).await,
+        ApiKey::Heartbeat => heartbeat::handle(request).await,
+        ApiKey::LeaveGroup => leave_group::handle(request).await,
+        ApiKey::OffsetCommit => offset_commit::handle(request).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(request).await,
+        ApiKey::DescribeGroups => describe_groups::handle(request).await,
+        ApiKey::ListGroups => list_groups::handle(request).await,
+        ApiKey::DeleteGroups => delete_groups::handle(request).await,
+        ApiKey::OffsetDelete => offset_delete::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -212,4 +293,18 @@ pub mod error {
     pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const RECORD_BATCH_TOO_LARGE: i16 = 18;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 }

@@ -1,0 +1,187 @@
+//! Groups and committed offsets on disk: records appended to the group's `__consumer_offsets`
+//! partition through the engine (so they get the engine's durability: with
+//! `corelog.acks.all.durable`, a commit is answered only once its record is fdatasynced), and
+//! replayed into memory when the shard starts.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use corelog_engine::batch::{decode_records, BatchBuilder, BatchHeader, BATCH_HEADER_BYTES};
+use corelog_engine::partition::{now_ms, AckPoint};
+
+use super::group::{Committed, Group};
+use super::records::{GroupValue, Key, OffsetValue};
+use super::{partition_for, ShardGroups, OFFSETS_TOPIC};
+use crate::broker::{owner_of, ShardState};
+
+/// Bytes read per step while replaying an offsets partition at start-up.
+const REPLAY_READ_BYTES: u32 = 1024 * 1024;
+
+/// A key and its value (None: a tombstone).
+pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
+/// Appends `records` (one batch) to the group's offsets partition and answers once they reached
+/// the broker's acks=all point; returns the offset of the first record.
+pub async fn write(
+    state: &ShardState,
+    group_id: &str,
+    records: Vec<KeyValue>,
+) -> Result<i64, String> {
+    let partition_count = super::offsets_partitions(&state.broker);
+    let p = partition_for(group_id, partition_count);
+    let partition = state
+        .local_partition(OFFSETS_TOPIC, p)
+        .ok_or_else(|| format!("{OFFSETS_TOPIC}-{p} is not open on shard {}", state.id))?;
+    let now = now_ms();
+    let mut batch = BatchBuilder::new(now);
+    for (key, value) in &records {
+        batch.push_record(Some(key), value.as_deref(), &[], now);
+    }
+    let ack = if state.broker.config.acks_all_durable {
+        AckPoint::Durable
+    } else {
+        AckPoint::Written
+    };
+    let info = partition
+        .append(batch.build(), ack)
+        .await
+        .map_err(|e| format!("writing to {OFFSETS_TOPIC}-{p}: {e:?}"))?;
+    Ok(info.base_offset)
+}
+
+/// Writes the group's metadata record (with the leader's not yet applied `assignments`).
+pub async fn store_group(
+    state: &ShardState,
+    group: &Rc<RefCell<Group>>,
+    assignments: Option<&HashMap<String, Bytes>>,
+) -> Result<(), String> {
+    let (id, value) = {
+        let g = group.borrow();
+        (g.id.clone(), g.record_value(assignments))
+    };
+    let key = Key::Group { group: id.clone() }.encode();
+    let offset = write(state, &id, vec![(key, Some(value.encode()))]).await?;
+    let mut g = group.borrow_mut();
+    g.metadata_log_offset = g.metadata_log_offset.max(offset);
+    Ok(())
+}
+
+/// Rebuilds this shard's groups from the offsets partitions it owns.
+pub async fn load(state: &ShardState) -> io::Result<()> {
+    let count = super::offsets_partitions(&state.broker);
+    let started = Instant::now();
+    let mut records = 0u64;
+    for p in 0..count {
+        if owner_of(&state.broker, OFFSETS_TOPIC, p) != state.id {
+            continue;
+        }
+        let Some(partition) = state.local_partition(OFFSETS_TOPIC, p) else {
+            continue;
+        };
+        let mut offset = partition.log().log_start_offset();
+        loop {
+            let slice = partition
+                .read(offset, REPLAY_READ_BYTES, true)
+                .await
+                .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e}")))?;
+            let Some(range) = slice.range else { break };
+            let mut buf = vec![0u8; range.len as usize];
+            range.file.read_exact_at(&mut buf, range.position)?;
+            let mut pos = 0usize;
+            while pos + BATCH_HEADER_BYTES <= buf.len() {
+                let header = BatchHeader::parse(&buf[pos..])
+                    .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e:?}")))?;
+                let end = pos + header.total_bytes();
+                if end > buf.len() {
+                    break;
+                }
+                if !header.is_control() {
+                    let decoded = decode_records(&buf[pos..end])
+                        .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e:?}")))?;
+                    for r in decoded {
+                        records += 1;
+                        let log_offset = header.base_offset + i64::from(r.offset_delta);
+                        if let Some(key) = r.key {
+                            replay(&state.groups, log_offset, &key, r.value.as_deref());
+                        }
+                    }
+                }
+                offset = header.next_offset();
+                pos = end;
+            }
+            if offset >= slice.high_watermark {
+                break;
+            }
+        }
+    }
+    let groups = state.groups.count();
+    if records > 0 {
+        tracing::info!(
+            shard = state.id,
+            records,
+            groups,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded consumer groups"
+        );
+    }
+    Ok(())
+}
+
+/// Applies one `__consumer_offsets` record. A record that does not decode is skipped with a
+/// warning (a newer broker's record type, say); it never stops the broker.
+fn replay(groups: &ShardGroups, log_offset: i64, key: &[u8], value: Option<&[u8]>) {
+    let key = match Key::decode(key) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(log_offset, error = %e, "skipping an unreadable {OFFSETS_TOPIC} key");
+            return;
+        }
+    };
+    let now = Instant::now();
+    match key {
+        Key::Offset {
+            group,
+            topic,
+            partition,
+        } => match value {
+            None => {
+                if let Some(g) = groups.get(&group) {
+                    g.borrow_mut().offsets.remove(&(topic, partition));
+                }
+            }
+            Some(v) => match OffsetValue::decode(v) {
+                Ok(v) => groups
+                    .get_or_create(&group, now, v.commit_timestamp_ms)
+                    .borrow_mut()
+                    .apply_offset(
+                        &topic,
+                        partition,
+                        Committed {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp_ms: v.commit_timestamp_ms,
+                            log_offset,
+                        },
+                    ),
+                Err(e) => tracing::warn!(log_offset, error = %e, "skipping an offset record"),
+            },
+        },
+        Key::Group { group } => match value {
+            None => groups.remove(&group),
+            Some(v) => match GroupValue::decode(v) {
+                Ok(v) => {
+                    let g = groups.get_or_create(&group, now, v.state_timestamp_ms);
+                    let mut g = g.borrow_mut();
+                    g.restore(v, now);
+                    g.metadata_log_offset = log_offset;
+                }
+                Err(e) => tracing::warn!(log_offset, error = %e, "skipping a group record"),
+            },
+        },
+    }
+}
