@@ -463,11 +463,16 @@ fn metrics_endpoint_reports_log_end_offsets_and_survives_bad_requests() {
         let mut second =
             Broker::start_with(&[("corelog.metrics.listener", metrics_listener.as_str())]);
         api_versions_ok(second.addr()).expect("the second broker answers ApiVersions");
-        assert!(
-            second.log().contains("metrics listener not started"),
-            "{}",
-            second.log()
-        );
+        // Shards start concurrently: the Kafka port may answer before shard 0 has logged.
+        let deadline = Instant::now() + TIMEOUT;
+        while !second.log().contains("metrics listener not started") {
+            assert!(
+                Instant::now() < deadline,
+                "no bind warning in:\n{}",
+                second.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         second.assert_alive();
         second.stop();
         // And the first one's endpoint still answers.
