@@ -32,11 +32,14 @@ const PARTITIONS: i32 = 3;
 const PRODUCED: i64 = 10;
 /// Records consumed and committed per partition (index = partition): all different, all < N.
 const COMMITTED: [i64; PARTITIONS as usize] = [3, 5, 7];
+/// Records produced to the one partition of a second subscribed topic whose offsets are never
+/// committed: its row shows the member but `-` for CURRENT-OFFSET and LAG.
+const UNCOMMITTED_PRODUCED: i64 = 4;
 /// The consumer's client.id, which must show in the CLIENT-ID column.
 const CLIENT_ID: &str = "corelog-lag-test";
 
 /// One row of a describe table (Kafka's columns); `-` cells are `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Row {
     group: String,
     topic: String,
@@ -99,6 +102,13 @@ fn parse_table(stdout: &str) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// Every row of `group`, sorted (the tools need not print them in the same order).
+fn group_rows(rows: &[Row], group: &str) -> Vec<Row> {
+    let mut out: Vec<Row> = rows.iter().filter(|r| r.group == group).cloned().collect();
+    out.sort();
+    out
 }
 
 /// The rows of `group` and `topic`, by partition.
@@ -234,9 +244,15 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, count: i64) {
 }
 
 /// A group member (subscribe, so that it joins the group and gets an assignment) that reads
-/// until it has seen the first `COMMITTED[p]` records of every partition, then commits exactly
-/// those positions synchronously.
-fn consume_and_commit(bootstrap: &str, topic: &str, group: &str) -> BaseConsumer {
+/// until it has seen the first `COMMITTED[p]` records of every partition of `topic`, then
+/// commits exactly those positions synchronously. It also subscribes to `uncommitted`, whose
+/// offsets it never commits.
+fn consume_and_commit(
+    bootstrap: &str,
+    topic: &str,
+    uncommitted: &str,
+    group: &str,
+) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -246,7 +262,9 @@ fn consume_and_commit(bootstrap: &str, topic: &str, group: &str) -> BaseConsumer
         .set("session.timeout.ms", "10000")
         .create()
         .expect("rdkafka consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+        .subscribe(&[topic, uncommitted])
+        .expect("subscribe");
     let mut seen = [0i64; PARTITIONS as usize];
     let deadline = Instant::now() + TIMEOUT;
     while seen.iter().zip(COMMITTED).any(|(s, m)| *s < m) {
@@ -256,6 +274,9 @@ fn consume_and_commit(bootstrap: &str, topic: &str, group: &str) -> BaseConsumer
         );
         if let Some(msg) = consumer.poll(Duration::from_millis(200)) {
             let msg = msg.expect("consume");
+            if msg.topic() != topic {
+                continue;
+            }
             let p = msg.partition() as usize;
             // Offsets arrive in order per partition, starting at 0.
             assert_eq!(msg.offset(), seen[p], "partition {p}");
@@ -310,7 +331,13 @@ fn assert_exact(tool: &str, rows: &BTreeMap<i32, Row>, member: bool, stdout: &st
 }
 
 /// The three views agree, while the consumer is a member and after it has left.
-fn check_all_views(broker: &Broker, metrics_port: u16, topic: &str, group: &str, member: bool) {
+fn check_all_views(
+    broker: &Broker,
+    metrics_port: u16,
+    (topic, uncommitted): (&str, &str),
+    group: &str,
+    member: bool,
+) {
     let bootstrap = broker.bootstrap();
     let ours = corelog_lag(&bootstrap, Some(group));
     assert_success("corelog lag --group", &ours);
@@ -323,11 +350,27 @@ fn check_all_views(broker: &Broker, metrics_port: u16, topic: &str, group: &str,
     let kafka_text = String::from_utf8_lossy(&kafka.stdout).to_string();
     let kafka_rows = by_partition(&parse_table(&kafka_text), group, topic);
     assert_exact("kafka-consumer-groups", &kafka_rows, member, &kafka_text);
-    // The very same rows: member ids, hosts and client ids included.
+    // The very same rows, every topic of the group: member ids, hosts and client ids included.
     assert_eq!(
-        ours_rows, kafka_rows,
+        group_rows(&parse_table(&ours_text), group),
+        group_rows(&parse_table(&kafka_text), group),
         "corelog lag:\n{ours_text}\nkafka-consumer-groups:\n{kafka_text}"
     );
+    // Assigned but never committed: the member, the log end, `-` for the offset and the lag;
+    // once the member has left, no row at all (nothing committed, nobody assigned).
+    let idle = by_partition(&parse_table(&ours_text), group, uncommitted);
+    if member {
+        let r = idle
+            .get(&0)
+            .unwrap_or_else(|| panic!("no row for {uncommitted} in\n{ours_text}"));
+        assert_eq!(
+            (r.current, r.log_end, r.lag, r.client_id.as_deref()),
+            (None, Some(UNCOMMITTED_PRODUCED), None, Some(CLIENT_ID)),
+            "{ours_text}"
+        );
+    } else {
+        assert!(idle.is_empty(), "{ours_text}");
+    }
 
     // Without --group: every group, this one among them, with the same rows.
     let all = corelog_lag(&bootstrap, None);
@@ -366,6 +409,17 @@ fn check_all_views(broker: &Broker, metrics_port: u16, topic: &str, group: &str,
                 "log-end offset of partition {p} in {samples:#?}"
             );
         }
+        assert_eq!(
+            samples.get(&format!(
+                "corelog_log_end_offset{{topic=\"{uncommitted}\",partition=\"0\"}}"
+            )),
+            Some(&UNCOMMITTED_PRODUCED),
+            "{samples:#?}"
+        );
+        assert!(
+            !samples.contains_key(&lag_key("corelog_consumer_lag", group, uncommitted, 0)),
+            "lag without a committed offset in {samples:#?}"
+        );
     }
 }
 
@@ -380,16 +434,20 @@ fn lag_is_exact_in_corelog_lag_metrics_and_kafka_describe() {
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("lag");
     let group = unique_topic("lag-group");
+    let uncommitted = unique_topic("lag-uncommitted");
     create_topic(&bootstrap, &topic, PARTITIONS);
+    create_topic(&bootstrap, &uncommitted, 1);
     produce(&bootstrap, &topic, PARTITIONS, PRODUCED);
+    produce(&bootstrap, &uncommitted, 1, UNCOMMITTED_PRODUCED);
 
-    let consumer = consume_and_commit(&bootstrap, &topic, &group);
-    check_all_views(&broker, metrics_port, &topic, &group, true);
+    let consumer = consume_and_commit(&bootstrap, &topic, &uncommitted, &group);
+    let topics = (topic.as_str(), uncommitted.as_str());
+    check_all_views(&broker, metrics_port, topics, &group, true);
 
     // Leaving the group empties the member columns; the offsets and lag stay.
     consumer.unsubscribe();
     drop(consumer);
-    check_all_views(&broker, metrics_port, &topic, &group, false);
+    check_all_views(&broker, metrics_port, topics, &group, false);
 
     broker.assert_alive();
     broker.stop();
