@@ -39,6 +39,9 @@ pub struct BrokerContext {
     pub cluster_id: String,
     /// Producer ids for InitProducerId, unique across restarts.
     pub producer_ids: ProducerIdAllocator,
+    /// Whether `__consumer_offsets` exists with its partitions open (it is created on first use,
+    /// as Kafka does).
+    pub offsets_topic_ready: AtomicBool,
 }
 
 impl BrokerContext {
@@ -182,6 +185,10 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
 /// Starts the shards: each opens its partitions and starts accepting connections.
 pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)> {
     let metadata = MetadataStore::load(&config.data_dir)?;
+    let offsets_topic_exists = metadata
+        .snapshot()
+        .topic(crate::groups::OFFSETS_TOPIC)
+        .is_some();
     let broker = Arc::new(BrokerContext {
         cluster_id: cluster_id(&config)?,
         producer_ids: ProducerIdAllocator::open(&config.data_dir)?,
@@ -190,13 +197,13 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
         router: OnceLock::new(),
         open_connections: AtomicU32::new(0),
         shutting_down: AtomicBool::new(false),
+        offsets_topic_ready: AtomicBool::new(offsets_topic_exists),
     });
     let shards = ShardSet::new(ShardConfig {
         count: broker.config.shards,
         pin_to_cores: true,
     })?;
     let _ = broker.router.set(shards.router());
-    crate::groups::ensure_offsets_topic(&broker)?;
     tracing::info!(shards = shards.len(), data_dir = %broker.config.data_dir.display(), "starting");
     let mut started = Vec::new();
     for id in 0..shards.len() {

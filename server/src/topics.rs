@@ -226,6 +226,13 @@ pub async fn create(
 /// Deletes a topic: its metadata first (so no new request finds it), then every partition's
 /// files on its owner shard.
 pub async fn delete(name: &str) -> Result<Arc<TopicMeta>, TopicError> {
+    if name == crate::groups::OFFSETS_TOPIC {
+        // Committed offsets of every group live there; the coordinator needs it while running.
+        return Err((
+            error::INVALID_TOPIC_EXCEPTION,
+            format!("internal topic {name} cannot be deleted"),
+        ));
+    }
     let broker = shard().broker.clone();
     let topic = broker.metadata.delete_topic(name).map_err(metadata_error)?;
     let mut deleted = Vec::new();

@@ -263,12 +263,15 @@ pub async fn commit(state: Rc<ShardState>, group_id: String, req: CommitRequest)
     errors
 }
 
+/// Committed offsets by topic: `(topic, [(partition, offset if any)])`.
+pub type TopicOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
 /// OffsetFetch: the committed offsets of the requested partitions (None: all the group has).
 pub fn fetch(
     state: &ShardState,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+) -> TopicOffsets {
     let group = state.groups.get(group_id);
     let group = group.as_ref().map(|g| g.borrow());
     match topics {
@@ -288,7 +291,7 @@ pub fn fetch(
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            let mut out: TopicOffsets = Vec::new();
             if let Some(g) = &group {
                 for ((topic, p), c) in &g.offsets {
                     match out.last_mut() {
@@ -495,26 +498,9 @@ pub async fn expire_offsets(state: &Rc<ShardState>) {
     let retention_ms = state.broker.config.groups.offsets_retention_ms as i64;
     let now = now_ms();
     for group in state.groups.all() {
-        let (group_id, expired, remove_group) = {
+        let (group_id, (expired, remove_group)) = {
             let g = group.borrow();
-            if g.state != GroupState::Empty {
-                continue;
-            }
-            let expired: Vec<(String, i32)> = g
-                .offsets
-                .iter()
-                .filter(|(_, c)| {
-                    let since = if g.protocol_type.is_some() {
-                        g.state_since_ms
-                    } else {
-                        c.commit_timestamp_ms
-                    };
-                    since.saturating_add(retention_ms) <= now
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            let remove_group = expired.len() == g.offsets.len() && g.members.is_empty();
-            (g.id.clone(), expired, remove_group)
+            (g.id.clone(), g.expired_offsets(now, retention_ms))
         };
         if expired.is_empty() && !remove_group {
             continue;

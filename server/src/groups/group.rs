@@ -25,6 +25,19 @@ use crate::handlers::error;
 /// `GroupCoordinator.NewMemberJoinTimeoutMs`): a client that sent JoinGroup and vanished.
 pub const NEW_MEMBER_JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Longest client-id prefix of a member id: a client id may be up to 32 KiB, a member id must
+/// still fit a Kafka string (i16 length) in the group record.
+pub const MAX_MEMBER_ID_PREFIX_BYTES: usize = 255;
+
+/// A new member id, `<client id>-<uuid>` as Kafka makes them.
+fn new_member_id(client_id: &str) -> String {
+    let mut end = client_id.len().min(MAX_MEMBER_ID_PREFIX_BYTES);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}-{}", &client_id[..end], uuid::Uuid::new_v4())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -426,7 +439,7 @@ impl Group {
         if !self.supports(&req.protocol_type, &req.protocols) {
             return JoinAnswer::Now(JoinResult::error(error::INCONSISTENT_GROUP_PROTOCOL, ""));
         }
-        let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+        let new_id = new_member_id(&req.client_id);
         if let Some(instance) = req.instance_id.clone() {
             if let Some(old_id) = self.static_members.get(&instance).cloned() {
                 return self.replace_static_member(&old_id, new_id, req, now, now_ms, t);
@@ -966,6 +979,33 @@ impl Group {
         error::NONE
     }
 
+    /// Offsets retention (`offsets.retention.minutes`, Kafka's rule since 2.1): the offsets of a
+    /// group that has been Empty for `retention_ms` expire; a standalone group's (no protocol
+    /// type: it never joined) expire `retention_ms` after each one's commit. Returns the expired
+    /// keys and whether the whole group can then be forgotten (no members, no offsets left).
+    pub fn expired_offsets(&self, now_ms: i64, retention_ms: i64) -> (Vec<(String, i32)>, bool) {
+        if self.state != GroupState::Empty {
+            return (Vec::new(), false);
+        }
+        let expired: Vec<(String, i32)> = self
+            .offsets
+            .iter()
+            .filter(|(_, c)| {
+                let since = if self.protocol_type.is_some() {
+                    self.state_since_ms
+                } else {
+                    c.commit_timestamp_ms
+                };
+                since.saturating_add(retention_ms) <= now_ms
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let forget = expired.len() == self.offsets.len()
+            && self.members.is_empty()
+            && self.pending_members.is_empty();
+        (expired, forget)
+    }
+
     /// Applies a committed offset unless a newer record for it is already applied.
     pub fn apply_offset(&mut self, topic: &str, partition: i32, committed: Committed) {
         let key = (topic.to_string(), partition);
@@ -1236,6 +1276,53 @@ mod tests {
             g.validate_commit(0, &a.member_id, None),
             error::ILLEGAL_GENERATION
         );
+    }
+
+    #[test]
+    fn offsets_of_an_empty_group_expire_after_the_retention() {
+        let now = Instant::now();
+        let c = |ts| Committed {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: ts,
+            log_offset: 0,
+        };
+        // A standalone group: each offset expires `retention` after its commit.
+        let mut g = Group::new("g", now, 0);
+        g.apply_offset("t", 0, c(1_000));
+        g.apply_offset("t", 1, c(5_000));
+        assert_eq!(g.expired_offsets(1_999, 1_000), (vec![], false));
+        assert_eq!(
+            g.expired_offsets(2_000, 1_000),
+            (vec![("t".into(), 0)], false)
+        );
+        assert!(g.expired_offsets(6_000, 1_000).1);
+        // A consumer group: nothing expires while it has members; once Empty, all together,
+        // `retention` after it became Empty.
+        let mut g = Group::new("g", now, 0);
+        let a = joined(join_new(&mut g, now));
+        g.apply_offset("t", 0, c(0));
+        assert_eq!(g.expired_offsets(i64::MAX, 1), (vec![], false));
+        assert_eq!(
+            g.leave(&a.member_id, None, now, 10_000, &TIMERS),
+            error::NONE
+        );
+        assert_eq!(g.state, GroupState::Empty);
+        assert_eq!(g.state_since_ms, 10_000);
+        assert_eq!(g.expired_offsets(10_999, 1_000), (vec![], false));
+        assert_eq!(
+            g.expired_offsets(11_000, 1_000),
+            (vec![("t".into(), 0)], true)
+        );
+    }
+
+    #[test]
+    fn member_ids_stay_short_whatever_the_client_id() {
+        let long = "é".repeat(20_000);
+        let id = new_member_id(&long);
+        assert!(id.len() <= MAX_MEMBER_ID_PREFIX_BYTES + 37, "{}", id.len());
+        assert!(new_member_id("c").starts_with("c-"));
     }
 
     #[test]

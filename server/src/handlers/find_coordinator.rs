@@ -24,6 +24,13 @@ const FIRST_BATCHED_VERSION: i16 = 4;
 
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let body: FindCoordinatorRequest = request.decode()?;
+    let mut offsets_topic_error = None;
+    if body.key_type == KEY_TYPE_GROUP {
+        if let Err(e) = crate::groups::ensure_offsets_topic().await {
+            tracing::error!(error = %e, "cannot create the offsets topic");
+            offsets_topic_error = Some(e);
+        }
+    }
     let broker = shard().broker.clone();
     let answer = |key: StrBytes| {
         let mut c = Coordinator::default();
@@ -31,6 +38,10 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
         c.node_id = BrokerId(-1);
         c.port = -1;
         match body.key_type {
+            KEY_TYPE_GROUP if offsets_topic_error.is_some() => {
+                c.error_code = error::COORDINATOR_NOT_AVAILABLE;
+                c.error_message = offsets_topic_error.clone().map(StrBytes::from_string);
+            }
             KEY_TYPE_GROUP => {
                 c.error_code = error::NONE;
                 c.node_id = BrokerId(broker.config.node_id);

@@ -33,13 +33,16 @@ const MIN_LEGACY_PARTITION_BYTES: usize = 4 + 8 + 2;
 /// Smallest encoding of one topic (name length, partition count).
 const MIN_LEGACY_TOPIC_BYTES: usize = 2 + 4;
 
+/// One partition's commit: partition, offset, leader epoch, metadata.
+type PartitionCommit = (i32, i64, i32, Option<String>);
+
 /// The fields of a commit, whichever version carried them.
 struct Commit {
     group_id: String,
     generation: i32,
     member_id: String,
     instance_id: Option<String>,
-    topics: Vec<(String, Vec<(i32, i64, i32, Option<String>)>)>,
+    topics: Vec<(String, Vec<PartitionCommit>)>,
 }
 
 pub async fn handle(mut request: Request) -> Result<Reply, String> {

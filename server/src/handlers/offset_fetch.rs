@@ -25,8 +25,6 @@ const FIRST_CRATE_VERSION: i16 = 1;
 const NO_OFFSET: i64 = -1;
 const NO_LEADER_EPOCH: i32 = -1;
 
-type Offsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
-
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let version = request.version;
     let wire_version = version.max(FIRST_CRATE_VERSION);
@@ -95,7 +93,10 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     encode(&response, wire_version)
 }
 
-async fn fetch(group_id: String, topics: Option<Vec<(String, Vec<i32>)>>) -> Offsets {
+async fn fetch(
+    group_id: String,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> coordinator::TopicOffsets {
     let id = group_id.clone();
     groups::on_coordinator(&group_id, move |state| async move {
         coordinator::fetch(&state, &id, topics)

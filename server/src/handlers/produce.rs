@@ -146,6 +146,14 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                     error::INVALID_REQUIRED_ACKS,
                     format!("acks must be -1, 0 or 1, not {acks}"),
                 )),
+                // Kafka refuses client writes to its internal topics: only the coordinator
+                // writes `__consumer_offsets` records.
+                (Some(_), Some(meta)) if meta.name == crate::groups::OFFSETS_TOPIC => {
+                    Pending::Done(Outcome::error(
+                        error::INVALID_TOPIC_EXCEPTION,
+                        "Cannot append to internal topic __consumer_offsets",
+                    ))
+                }
                 (Some(ack), Some(meta)) if index >= 0 && (index as u32) < meta.partitions => {
                     let limits = Limits::of(&broker, meta, acks, ack);
                     let name = meta.name.clone();
