@@ -141,7 +141,6 @@ impl ShardGroups {
 }
 
 /// A group's committed offset of one partition (what the lag metrics report).
-#[allow(dead_code)] // WIRED AT MERGE, with committed_offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
     pub group: String,
@@ -151,7 +150,6 @@ pub struct CommittedOffset {
 }
 
 /// Every committed offset of every group, from all shards.
-#[allow(dead_code)] // WIRED AT MERGE: the metrics endpoint (corelog_consumer_lag) reads it.
 pub async fn committed_offsets() -> Vec<CommittedOffset> {
     let broker = shard().broker.clone();
     let mut pending = Vec::new();
