@@ -217,3 +217,27 @@ pub async fn housekeeping() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_placed_as_kafka_places_them() {
+        // Java: "hello".hashCode() == 99162322; "polygenelubricants".hashCode() ==
+        // Integer.MIN_VALUE, which Kafka's Utils.abs masks to 0.
+        assert_eq!(partition_for("hello", 50), 99_162_322 % 50);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("", 50), 0);
+        // UTF-16 code units, not bytes: "é" is one unit (0xE9).
+        assert_eq!(partition_for("é", 1000), 0xE9);
+        // Negative hashes: "Aa-negative".hashCode() computed with wrapping i32 arithmetic.
+        let h = "Aa-negative"
+            .encode_utf16()
+            .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+        assert_eq!(
+            partition_for("Aa-negative", 7),
+            ((h & 0x7fff_ffff) as u32) % 7
+        );
+    }
+}
