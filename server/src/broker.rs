@@ -276,6 +276,12 @@ async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
     runtime::spawn(crate::groups::housekeeping());
     let listener = ops::listen_reuseport(broker.config.listener, LISTEN_BACKLOG)?;
     runtime::spawn(accept_loop(listener));
+    // One metrics listener per broker, on the first shard (scrapes are rare and cheap).
+    if id == 0 {
+        if let Some(addr) = broker.config.metrics_listener {
+            crate::metrics::start(addr);
+        }
+    }
     Ok(())
 }
 

@@ -18,6 +18,10 @@ pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: u32 = 104_857_600;
 /// Connections accepted at once per broker (`max.connections`); beyond it new ones are closed.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 
+/// Where `GET /metrics` (Prometheus text format) is served unless `corelog.metrics.listener`
+/// says otherwise.
+pub const DEFAULT_METRICS_LISTENER: &str = "127.0.0.1:9644";
+
 /// Keys that Kafka accepts but that mean nothing on a single corelog node; they are accepted
 /// and listed as ignored so the user knows.
 const IGNORED_KEYS: &[&str] = &[
@@ -72,6 +76,9 @@ pub struct BrokerConfig {
     /// files (default true); false reads them into memory and sends them as bytes (a baseline for
     /// benchmarks comparing CPU per GB).
     pub fetch_zero_copy: bool,
+    /// `corelog.metrics.listener`: `HOST:PORT` of the Prometheus `/metrics` endpoint; `None`
+    /// (set to the empty string) disables it.
+    pub metrics_listener: Option<SocketAddr>,
     /// Topic-level defaults (`log.segment.bytes`, `log.roll.ms`, ...).
     pub log: LogConfig,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
@@ -97,6 +104,7 @@ impl Default for BrokerConfig {
             shards: 0,
             acks_all_durable: true,
             fetch_zero_copy: true,
+            metrics_listener: Some(DEFAULT_METRICS_LISTENER.parse().expect("valid address")),
             log: LogConfig::default(),
             groups: GroupConfig::default(),
             ignored: Vec::new(),
@@ -167,6 +175,21 @@ pub fn parse_timestamp_type(value: &str) -> Result<TimestampType, String> {
     }
 }
 
+/// `corelog.metrics.listener`: `HOST:PORT` (an `http://` prefix is allowed), or empty to disable.
+fn parse_metrics_listener(value: &str) -> Result<Option<SocketAddr>, String> {
+    let value = value.trim();
+    let value = value.strip_prefix("http://").unwrap_or(value);
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .to_socket_addrs()
+        .map_err(|e| format!("corelog.metrics.listener: {value:?}: {e}"))?
+        .next()
+        .map(Some)
+        .ok_or_else(|| format!("corelog.metrics.listener: {value:?} does not resolve"))
+}
+
 /// Kafka's `Long.MAX_VALUE` meaning "never" maps to `u64::MAX`.
 fn parse_never(key: &str, value: &str) -> Result<u64, String> {
     let v: i64 = parse_num(key, value)?;
@@ -225,6 +248,7 @@ impl BrokerConfig {
                 "corelog.shards" => c.shards = parse_num(key, value)?,
                 "corelog.acks.all.durable" => c.acks_all_durable = parse_bool(key, value)?,
                 "corelog.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(key, value)?,
+                "corelog.metrics.listener" => c.metrics_listener = parse_metrics_listener(value)?,
                 "group.initial.rebalance.delay.ms" => {
                     c.groups.initial_rebalance_delay_ms = parse_num(key, value)?
                 }
@@ -377,6 +401,28 @@ mod tests {
         assert!(!c.fetch_zero_copy);
         assert!(BrokerConfig::default().fetch_zero_copy);
         assert_eq!(unknown, vec!["no.such.key"]);
+    }
+
+    #[test]
+    fn metrics_listener_defaults_and_can_be_disabled() {
+        assert_eq!(
+            BrokerConfig::default().metrics_listener,
+            Some("127.0.0.1:9644".parse().unwrap())
+        );
+        let set = |v: &str| {
+            let props = parse_properties(&format!("corelog.metrics.listener={v}"));
+            BrokerConfig::from_properties(&props).map(|(c, _)| c.metrics_listener)
+        };
+        assert_eq!(
+            set("0.0.0.0:9100").unwrap(),
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(
+            set("http://127.0.0.1:9200").unwrap(),
+            Some("127.0.0.1:9200".parse().unwrap())
+        );
+        assert_eq!(set("").unwrap(), None);
+        assert!(set("nonsense").is_err());
     }
 
     #[test]

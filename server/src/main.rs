@@ -7,7 +7,9 @@ mod config_entries;
 mod connection;
 mod groups;
 mod handlers;
+mod lag;
 mod metadata;
+mod metrics;
 mod producer_ids;
 mod producer_state;
 mod topics;
@@ -43,6 +45,16 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Consumer-group lag per group, topic and partition (the columns of Kafka's
+    /// `kafka-consumer-groups --describe`).
+    Lag {
+        /// One group; without it, every group the broker lists.
+        #[arg(long)]
+        group: Option<String>,
+        /// The broker to ask, HOST:PORT (a comma-separated list is tried in order).
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,7 +64,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve { config, set } = Cli::parse().command;
+    let (config, set) = match Cli::parse().command {
+        Command::Serve { config, set } => (config, set),
+        Command::Lag { group, bootstrap } => return lag::run(&bootstrap, group.as_deref()),
+    };
     let mut props = match config {
         Some(path) => match std::fs::read_to_string(&path) {
             Ok(text) => config::parse_properties(&text),

@@ -1484,3 +1484,125 @@ fn assert_closed_or_answered(c: &mut Conn, corr: i32, key: i16, version: i16, wh
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Oldest offset APIs (corelog advertises them for old clients; Kafka 4 no longer serves them)
+// ---------------------------------------------------------------------------------------------
+
+/// Appends a Kafka string (i16 length) to `out`.
+fn put_str(out: &mut Vec<u8>, v: &str) {
+    out.extend_from_slice(&(v.len() as i16).to_be_bytes());
+    out.extend_from_slice(v.as_bytes());
+}
+
+/// Reads the answer to `correlation_id` (response header v0) and decodes it as `R` at `version`.
+fn receive_as<R: kafka_protocol::protocol::Decodable>(
+    conn: &mut Conn,
+    correlation_id: i32,
+    version: i16,
+) -> R {
+    use bytes::Buf;
+    let mut frame = conn
+        .read_frame()
+        .expect("an answer, not a closed connection");
+    assert_eq!(frame.get_i32(), correlation_id, "correlation id");
+    let r = R::decode(&mut frame, version).expect("decode");
+    assert_eq!(frame.remaining(), 0, "bytes left after the response");
+    r
+}
+
+#[test]
+fn offset_commit_v0_v1_and_offset_fetch_v0_round_trip() {
+    let broker = start_broker(&[]);
+    // The protocol crate cannot encode these versions, so the requests are written by hand.
+    let min_advertised = |key: i16| {
+        use std::io::Write;
+        let mut c = interop_support::connect(broker.addr()).expect("connect");
+        c.write_all(&interop_support::api_versions_v3_frame(1))
+            .expect("send ApiVersions");
+        let frame = interop_support::read_frame(&mut c).unwrap().unwrap();
+        let a = interop_support::parse_api_versions(&frame, true).unwrap();
+        a.keys.iter().find(|k| k.0 == key).map_or(i16::MAX, |k| k.1)
+    };
+    if broker.is_spawned() {
+        assert_eq!(min_advertised(8), 0, "corelog advertises OffsetCommit v0");
+        assert_eq!(min_advertised(9), 0, "corelog advertises OffsetFetch v0");
+    } else if min_advertised(8) > 0 {
+        // Kafka 4 dropped these versions (KIP-896); nothing to check against it.
+        stop_broker(broker);
+        return;
+    }
+    let (group, mut conn) = ready_group(&broker, "legacy");
+    let topic = unique_topic("legacy-t");
+    conn.create_topic(&topic, 2);
+
+    // OffsetCommit v0: group, [topic, [partition, offset, metadata]].
+    let mut v0 = Vec::new();
+    put_str(&mut v0, &group);
+    v0.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut v0, &topic);
+    v0.extend_from_slice(&1i32.to_be_bytes());
+    v0.extend_from_slice(&0i32.to_be_bytes());
+    v0.extend_from_slice(&5i64.to_be_bytes());
+    put_str(&mut v0, "m0");
+    let c = conn.send_body(8, 0, 1, &v0);
+    let r: kafka_protocol::messages::OffsetCommitResponse = receive_as(&mut conn, c, 2);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0, "v0 commit: {r:?}");
+
+    // OffsetCommit v1: adds generation and member id, and a timestamp per partition.
+    let mut v1 = Vec::new();
+    put_str(&mut v1, &group);
+    v1.extend_from_slice(&(-1i32).to_be_bytes());
+    put_str(&mut v1, "");
+    v1.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut v1, &topic);
+    v1.extend_from_slice(&1i32.to_be_bytes());
+    v1.extend_from_slice(&1i32.to_be_bytes());
+    v1.extend_from_slice(&7i64.to_be_bytes());
+    v1.extend_from_slice(&(-1i64).to_be_bytes());
+    put_str(&mut v1, "m1");
+    let c = conn.send_body(8, 1, 1, &v1);
+    let r: kafka_protocol::messages::OffsetCommitResponse = receive_as(&mut conn, c, 2);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0, "v1 commit: {r:?}");
+
+    // A v1 commit with a generation to this member-less group is refused and changes nothing.
+    let mut stale = v1.clone();
+    let generation_at = 2 + group.len();
+    stale[generation_at..generation_at + 4].copy_from_slice(&3i32.to_be_bytes());
+    let c = conn.send_body(8, 1, 1, &stale);
+    let r: kafka_protocol::messages::OffsetCommitResponse = receive_as(&mut conn, c, 2);
+    assert_ne!(
+        r.topics[0].partitions[0].error_code, 0,
+        "stale commit: {r:?}"
+    );
+
+    // OffsetFetch v0 has v1's layout.
+    let req = OffsetFetchRequest::default()
+        .with_group_id(gid(&group))
+        .with_topics(Some(vec![
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(tn(&topic))
+                .with_partition_indexes(vec![0, 1]),
+        ]));
+    let mut body = bytes::BytesMut::new();
+    req.encode(&mut body, 1).unwrap();
+    let c = conn.send_body(9, 0, 1, &body);
+    let r: kafka_protocol::messages::OffsetFetchResponse = receive_as(&mut conn, c, 1);
+    let got: Vec<(i32, i64, String)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.committed_offset,
+                p.metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(0, 5, "m0".into()), (1, 7, "m1".into())]);
+    drop(conn);
+    stop_broker(broker);
+}

@@ -1094,7 +1094,7 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corelog_engine::runtime::block_on;
+    use std::future::Future;
 
     const TIMERS: Timers = Timers {
         initial_rebalance_delay: Duration::ZERO,
@@ -1119,7 +1119,17 @@ mod tests {
     fn joined(answer: JoinAnswer) -> JoinResult {
         match answer {
             JoinAnswer::Now(r) | JoinAnswer::AfterStore(r) => r,
-            JoinAnswer::Later(rx) => block_on(rx).expect("answered"),
+            JoinAnswer::Later(rx) => ready(rx),
+        }
+    }
+
+    /// The answer of a waiting request, which must already have come (a test never hangs).
+    fn ready<T>(mut rx: Receiver<T>) -> T {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::Pin::new(&mut rx).poll(&mut cx) {
+            std::task::Poll::Ready(Some(v)) => v,
+            std::task::Poll::Ready(None) => panic!("the group dropped the request"),
+            std::task::Poll::Pending => panic!("the request is still waiting"),
         }
     }
 
@@ -1157,7 +1167,7 @@ mod tests {
             panic!("leader sync");
         };
         g.apply_assignments(generation, assignments, 0);
-        let s = block_on(answer).unwrap();
+        let s = ready(answer);
         assert_eq!(s.assignment, Bytes::from_static(b"a"));
         assert_eq!(g.state, GroupState::Stable);
         assert_eq!(g.heartbeat(&r.member_id, None, 1, now), error::NONE);
@@ -1314,6 +1324,86 @@ mod tests {
         assert_eq!(
             g.expired_offsets(11_000, 1_000),
             (vec![("t".into(), 0)], true)
+        );
+    }
+
+    /// Forms a stable group of `n` dynamic members; returns their member ids, leader first.
+    fn stable_group(g: &mut Group, n: usize, now: Instant) -> Vec<String> {
+        // Every member first gets its id (pending members hold the join open), then all join.
+        let ids: Vec<String> = (0..n)
+            .map(|_| joined(g.join(request("", None), now, 0, &TIMERS)).member_id)
+            .collect();
+        let answers: Vec<JoinAnswer> = ids
+            .iter()
+            .map(|id| g.join(request(id, None), now, 0, &TIMERS))
+            .collect();
+        let results: Vec<JoinResult> = answers.into_iter().map(joined).collect();
+        let generation = g.generation;
+        let leader = g.leader.clone().unwrap();
+        let SyncAnswer::LeaderAssigned {
+            generation: gen,
+            assignments,
+            ..
+        } = g.sync(&leader, None, generation, None, None, vec![], now)
+        else {
+            panic!("leader sync");
+        };
+        g.apply_assignments(gen, assignments, 0);
+        assert_eq!(g.state, GroupState::Stable);
+        let mut ids: Vec<String> = results.into_iter().map(|r| r.member_id).collect();
+        ids.sort_by_key(|id| *id != leader);
+        ids
+    }
+
+    #[test]
+    fn a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_removed() {
+        let now = Instant::now();
+        let mut g = Group::new("g", now, 0);
+        let ids = stable_group(&mut g, 2, now);
+        let generation = g.generation;
+        // The follower rejoins (new metadata → rebalance); the leader never does, though it
+        // keeps heartbeating, which does not count as rejoining.
+        let mut req = request(&ids[1], None);
+        req.protocols = vec![("range".into(), Bytes::from_static(b"new"))];
+        let waiting = g.join(req, now, 0, &TIMERS);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        let later = now + Duration::from_secs(5);
+        assert_eq!(
+            g.heartbeat(&ids[0], None, generation, later),
+            error::REBALANCE_IN_PROGRESS
+        );
+        g.tick(later, 0, &TIMERS);
+        assert_eq!(
+            g.state,
+            GroupState::PreparingRebalance,
+            "before the timeout"
+        );
+        g.tick(now + Duration::from_secs(10), 0, &TIMERS);
+        let r = joined(waiting);
+        assert_eq!(r.error, error::NONE);
+        assert_eq!(r.generation, generation + 1);
+        assert_eq!(r.leader, ids[1], "the member that rejoined leads now");
+        assert_eq!(r.members.len(), 1);
+        assert!(!g.members.contains_key(&ids[0]));
+    }
+
+    #[test]
+    fn when_the_leader_leaves_a_remaining_member_leads_the_next_generation() {
+        let now = Instant::now();
+        let mut g = Group::new("g", now, 0);
+        let ids = stable_group(&mut g, 3, now);
+        assert_eq!(g.leave(&ids[0], None, now, 0, &TIMERS), error::NONE);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        let a = g.join(request(&ids[1], None), now, 0, &TIMERS);
+        let b = g.join(request(&ids[2], None), now, 0, &TIMERS);
+        let (a, b) = (joined(a), joined(b));
+        assert_eq!(a.leader, b.leader);
+        assert!(ids[1..].contains(&a.leader));
+        let leader_view = if a.member_id == a.leader { &a } else { &b };
+        assert_eq!(leader_view.members.len(), 2);
+        assert_eq!(
+            g.leave("nobody", None, now, 0, &TIMERS),
+            error::UNKNOWN_MEMBER_ID
         );
     }
 

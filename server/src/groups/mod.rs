@@ -141,7 +141,6 @@ impl ShardGroups {
 }
 
 /// A group's committed offset of one partition (what the lag metrics report).
-#[allow(dead_code)] // WIRED AT MERGE, with committed_offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
     pub group: String,
@@ -151,7 +150,6 @@ pub struct CommittedOffset {
 }
 
 /// Every committed offset of every group, from all shards.
-#[allow(dead_code)] // WIRED AT MERGE: the metrics endpoint (corelog_consumer_lag) reads it.
 pub async fn committed_offsets() -> Vec<CommittedOffset> {
     let broker = shard().broker.clone();
     let mut pending = Vec::new();
@@ -217,5 +215,29 @@ pub async fn housekeeping() {
             next_retention_check = now + retention_check;
             coordinator::expire_offsets(&state).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_placed_as_kafka_places_them() {
+        // Java: "hello".hashCode() == 99162322; "polygenelubricants".hashCode() ==
+        // Integer.MIN_VALUE, which Kafka's Utils.abs masks to 0.
+        assert_eq!(partition_for("hello", 50), 99_162_322 % 50);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("", 50), 0);
+        // UTF-16 code units, not bytes: "é" is one unit (0xE9).
+        assert_eq!(partition_for("é", 1000), 0xE9);
+        // Negative hashes: "Aa-negative".hashCode() computed with wrapping i32 arithmetic.
+        let h = "Aa-negative"
+            .encode_utf16()
+            .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+        assert_eq!(
+            partition_for("Aa-negative", 7),
+            ((h & 0x7fff_ffff) as u32) % 7
+        );
     }
 }
