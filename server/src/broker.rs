@@ -231,6 +231,10 @@ fn shutdown(shards: ShardSet, broker: Arc<BrokerContext>, signal: i32) {
     for id in 0..shards.len() {
         flushed.push(shards.spawn_on(id, move || async move {
             let state = shard();
+            // Requests parked in a rebalance would otherwise hold the shutdown up.
+            for g in state.groups.all() {
+                g.borrow_mut().unload();
+            }
             // Let in-flight requests finish (bounded), then make everything durable.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             while state.broker.requests_in_flight.load(Ordering::SeqCst) > 0

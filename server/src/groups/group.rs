@@ -874,6 +874,20 @@ impl Group {
         error::NONE
     }
 
+    /// The coordinator is going away (broker shutdown): every waiting JoinGroup and SyncGroup is
+    /// answered NOT_COORDINATOR, as Kafka answers them when a group is unloaded, so that clients
+    /// look for the coordinator again and the shutdown does not wait for rebalances.
+    pub fn unload(&mut self) {
+        for m in self.members.values_mut() {
+            if let Some(tx) = m.awaiting_join.take() {
+                tx.send(JoinResult::error(error::NOT_COORDINATOR, &m.id));
+            }
+            if let Some(tx) = m.awaiting_sync.take() {
+                tx.send(SyncResult::error(error::NOT_COORDINATOR));
+            }
+        }
+    }
+
     /// Removes a member without touching the group's state (answers its waiting requests).
     fn remove_member_only(&mut self, id: &str) {
         let Some(mut m) = self.members.remove(id) else {
@@ -1405,6 +1419,16 @@ mod tests {
             g.leave("nobody", None, now, 0, &TIMERS),
             error::UNKNOWN_MEMBER_ID
         );
+    }
+
+    #[test]
+    fn unloading_answers_waiting_requests_not_coordinator() {
+        let now = Instant::now();
+        let mut g = Group::new("g", now, 0);
+        let ids = stable_group(&mut g, 2, now);
+        let waiting = g.join(request(&ids[0], None), now, 0, &TIMERS);
+        g.unload();
+        assert_eq!(joined(waiting).error, error::NOT_COORDINATOR);
     }
 
     #[test]
