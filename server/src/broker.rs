@@ -154,6 +154,25 @@ where
     }
 }
 
+/// Runs `f` on every shard (posted to each, this one included) and returns their results in
+/// shard order.
+pub async fn on_every_shard<F, Fut, T>(f: F) -> Vec<T>
+where
+    F: FnOnce() -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let broker = shard().broker.clone();
+    let pending: Vec<_> = (0..broker.shard_count())
+        .map(|s| broker.router().spawn_on(s, f.clone()))
+        .collect();
+    let mut results = Vec::with_capacity(pending.len());
+    for p in pending {
+        results.push(p.await);
+    }
+    results
+}
+
 /// Opens (creating) every partition of `topic` that this shard owns.
 pub fn open_owned_partitions(
     state: &ShardState,

@@ -13,6 +13,7 @@ mod metrics;
 mod producer_ids;
 mod producer_state;
 mod topics;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -29,13 +29,7 @@ const RECV_CHUNK_BYTES: usize = 2 * 1024;
 /// The content type of the Prometheus text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A committed offset of a consumer group: group, topic, partition, offset.
-pub use crate::groups::CommittedOffset;
-
-/// Every committed offset the group coordinator holds (from every shard).
-async fn committed_offsets() -> Vec<CommittedOffset> {
-    crate::groups::committed_offsets().await
-}
+use crate::groups::CommittedOffset;
 
 /// What one scrape reports.
 #[derive(Debug, Default)]
@@ -329,7 +323,7 @@ async fn gather() -> Snapshot {
     }
     Snapshot {
         log_end,
-        committed: committed_offsets().await,
+        committed: crate::groups::committed_offsets().await,
         open_connections: broker.open_connections.load(Ordering::Relaxed) as u64,
         fetch_zero_copy_bytes: crate::handlers::fetch::ZERO_COPY_BYTES.load(Ordering::Relaxed),
         fetch_copied_bytes: crate::handlers::fetch::COPIED_BYTES.load(Ordering::Relaxed),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use corelog_engine::storage::is_valid_topic_name;
 
-use crate::broker::{open_owned_partitions, owner_of, shard, topic_log_config};
+use crate::broker::{on_every_shard, open_owned_partitions, owner_of, shard, topic_log_config};
 use crate::handlers::error;
 use crate::metadata::{MetadataError, TopicMeta};
 
@@ -192,16 +192,12 @@ pub fn validate_new_topic(
 
 /// Opens partitions `from..topic.partitions` on every shard (each opens the ones it owns).
 async fn open_everywhere(topic: Arc<TopicMeta>, from: u32) -> Result<(), TopicError> {
-    let broker = shard().broker.clone();
-    let mut opened = Vec::new();
-    for s in 0..broker.shard_count() {
-        let topic = topic.clone();
-        opened.push(broker.router().spawn_on(s, move || async move {
-            open_owned_partitions(&shard(), &topic, from).map_err(|e| e.to_string())
-        }));
-    }
+    let opened = on_every_shard(move || async move {
+        open_owned_partitions(&shard(), &topic, from).map_err(|e| e.to_string())
+    })
+    .await;
     for o in opened {
-        o.await.map_err(|e| (error::KAFKA_STORAGE_ERROR, e))?;
+        o.map_err(|e| (error::KAFKA_STORAGE_ERROR, e))?;
     }
     Ok(())
 }
@@ -235,25 +231,23 @@ pub async fn delete(name: &str) -> Result<Arc<TopicMeta>, TopicError> {
     }
     let broker = shard().broker.clone();
     let topic = broker.metadata.delete_topic(name).map_err(metadata_error)?;
-    let mut deleted = Vec::new();
-    for s in 0..broker.shard_count() {
-        let topic = topic.clone();
-        deleted.push(broker.router().spawn_on(s, move || async move {
-            let state = shard();
-            for p in 0..topic.partitions {
-                if crate::broker::owner_of(&state.broker, &topic.name, p) == state.id {
-                    state.producers.remove(&topic.name, p);
-                    state
-                        .storage
-                        .delete_partition(&topic.name, p)
-                        .map_err(|e| e.to_string())?;
-                }
+    let doomed = topic.clone();
+    let deleted = on_every_shard(move || async move {
+        let state = shard();
+        for p in 0..doomed.partitions {
+            if crate::broker::owner_of(&state.broker, &doomed.name, p) == state.id {
+                state.producers.remove(&doomed.name, p);
+                state
+                    .storage
+                    .delete_partition(&doomed.name, p)
+                    .map_err(|e| e.to_string())?;
             }
-            Ok::<(), String>(())
-        }));
-    }
+        }
+        Ok::<(), String>(())
+    })
+    .await;
     for d in deleted {
-        d.await.map_err(|e| (error::KAFKA_STORAGE_ERROR, e))?;
+        d.map_err(|e| (error::KAFKA_STORAGE_ERROR, e))?;
     }
     tracing::info!(topic = name, "deleted topic");
     Ok(topic)
@@ -286,24 +280,19 @@ pub async fn set_configs(
         .metadata
         .set_configs(name, configs)
         .map_err(metadata_error)?;
-    let mut applied = Vec::new();
-    for s in 0..broker.shard_count() {
-        let topic = topic.clone();
-        applied.push(broker.router().spawn_on(s, move || async move {
-            let state = shard();
-            let config = topic_log_config(&state.broker.config.log, &topic.configs);
-            for p in 0..topic.partitions {
-                if owner_of(&state.broker, &topic.name, p) == state.id {
-                    if let Some(partition) = state.local_partition(&topic.name, p) {
-                        partition.set_config(config.clone());
-                    }
+    let changed = topic.clone();
+    on_every_shard(move || async move {
+        let state = shard();
+        let config = topic_log_config(&state.broker.config.log, &changed.configs);
+        for p in 0..changed.partitions {
+            if owner_of(&state.broker, &changed.name, p) == state.id {
+                if let Some(partition) = state.local_partition(&changed.name, p) {
+                    partition.set_config(config.clone());
                 }
             }
-        }));
-    }
-    for a in applied {
-        a.await;
-    }
+        }
+    })
+    .await;
     tracing::info!(topic = name, "altered topic configs");
     Ok(topic)
 }

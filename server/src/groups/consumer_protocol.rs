@@ -3,27 +3,17 @@
 //! of `ConsumerProtocolSubscription` starts `version: i16, topics: [string]` (i32 count, i16
 //! lengths; it is not a flexible struct).
 
-/// Most topics read from one subscription (a bound on what a lying count can make us allocate).
-const MAX_SUBSCRIBED_TOPICS: usize = 100_000;
+use crate::wire::Reader;
+
+/// Smallest encoding of a topic name (its i16 length).
+const MIN_TOPIC_BYTES: usize = 2;
 
 /// The subscribed topics, or None if the bytes are not a consumer subscription.
 pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let mut pos = 2usize; // version
-    let count = i32::from_be_bytes(metadata.get(pos..pos + 4)?.try_into().ok()?);
-    pos += 4;
-    if count < 0 || count as usize > MAX_SUBSCRIBED_TOPICS {
-        return None;
-    }
-    let mut topics = Vec::new();
-    for _ in 0..count {
-        let len = i16::from_be_bytes(metadata.get(pos..pos + 2)?.try_into().ok()?);
-        pos += 2;
-        let len = usize::try_from(len).ok()?;
-        let name = std::str::from_utf8(metadata.get(pos..pos + len)?).ok()?;
-        pos += len;
-        topics.push(name.to_string());
-    }
-    Some(topics)
+    let mut r = Reader::new(metadata);
+    r.i16().ok()?; // version
+    let count = r.array_len(MIN_TOPIC_BYTES).ok()?;
+    (0..count).map(|_| r.string().ok()).collect()
 }
 
 #[cfg(test)]

@@ -151,29 +151,23 @@ pub struct CommittedOffset {
 
 /// Every committed offset of every group, from all shards.
 pub async fn committed_offsets() -> Vec<CommittedOffset> {
-    let broker = shard().broker.clone();
-    let mut pending = Vec::new();
-    for s in 0..broker.shard_count() {
-        pending.push(broker.router().spawn_on(s, || async {
-            let mut out = Vec::new();
-            for g in shard().groups.all() {
-                let g = g.borrow();
-                for ((topic, partition), c) in &g.offsets {
-                    out.push(CommittedOffset {
-                        group: g.id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: c.offset,
-                    });
-                }
+    let per_shard = crate::broker::on_every_shard(|| async {
+        let mut out = Vec::new();
+        for g in shard().groups.all() {
+            let g = g.borrow();
+            for ((topic, partition), c) in &g.offsets {
+                out.push(CommittedOffset {
+                    group: g.id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: c.offset,
+                });
             }
-            out
-        }));
-    }
-    let mut all = Vec::new();
-    for p in pending {
-        all.extend(p.await);
-    }
+        }
+        out
+    })
+    .await;
+    let mut all: Vec<CommittedOffset> = per_shard.into_iter().flatten().collect();
     all.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
     all
 }

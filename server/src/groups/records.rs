@@ -10,11 +10,12 @@
 //!   client_host, rebalance_timeout: i32, session_timeout: i32, subscription: bytes,
 //!   assignment: bytes}]}`;
 //!
-//! A null value (tombstone) deletes the key. Strings carry an i16 length (-1 = null), byte
-//! strings and arrays an i32 length. Decoding is bounds-checked and never trusts a length beyond
-//! the bytes present: a damaged record is an error, not a panic or a huge allocation.
+//! A null value (tombstone) deletes the key. Decoding goes through [`crate::wire::Reader`]: a
+//! damaged record is an error, not a panic or a huge allocation.
 
 use bytes::Bytes;
+
+use crate::wire::Reader;
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const LEGACY_OFFSET_KEY_VERSION: i16 = 0;
@@ -89,7 +90,7 @@ impl Key {
     }
 
     pub fn decode(buf: &[u8]) -> Result<Key, String> {
-        let mut r = Reader { buf, pos: 0 };
+        let mut r = Reader::new(buf);
         let version = r.i16()?;
         let key = match version {
             LEGACY_OFFSET_KEY_VERSION | OFFSET_KEY_VERSION => Key::Offset {
@@ -118,7 +119,7 @@ impl OffsetValue {
     /// Decodes versions 1 and 3 (the ones Kafka writes today; 1 carries an expire timestamp
     /// after the commit timestamp and no leader epoch).
     pub fn decode(buf: &[u8]) -> Result<OffsetValue, String> {
-        let mut r = Reader { buf, pos: 0 };
+        let mut r = Reader::new(buf);
         match r.i16()? {
             1 => {
                 let offset = r.i64()?;
@@ -166,7 +167,7 @@ impl GroupValue {
     }
 
     pub fn decode(buf: &[u8]) -> Result<GroupValue, String> {
-        let mut r = Reader { buf, pos: 0 };
+        let mut r = Reader::new(buf);
         let version = r.i16()?;
         if version != GROUP_VALUE_VERSION {
             return Err(format!("unsupported group value version {version}"));
@@ -176,11 +177,8 @@ impl GroupValue {
         let protocol = r.nullable_string()?;
         let leader = r.nullable_string()?;
         let state_timestamp_ms = r.i64()?;
-        let count = r.i32()?;
-        if count < 0 || count as usize > r.remaining() / MIN_MEMBER_BYTES {
-            return Err(format!("member count {count} exceeds the record"));
-        }
-        let mut members = Vec::with_capacity(count as usize);
+        let count = r.array_len(MIN_MEMBER_BYTES)?;
+        let mut members = Vec::with_capacity(count);
         for _ in 0..count {
             members.push(MemberValue {
                 member_id: r.string()?,
@@ -226,68 +224,6 @@ fn put_nullable_string(out: &mut Vec<u8>, s: Option<&str>) {
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as i32).to_be_bytes());
     out.extend_from_slice(b);
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if n > self.remaining() {
-            return Err(format!("record truncated at byte {}", self.pos));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    fn nullable_string(&mut self) -> Result<Option<String>, String> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let raw = self.take(len as usize)?;
-        String::from_utf8(raw.to_vec())
-            .map(Some)
-            .map_err(|_| "string is not UTF-8".to_string())
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.nullable_string()?
-            .ok_or_else(|| "null where a string is required".to_string())
-    }
-
-    fn bytes(&mut self) -> Result<Bytes, String> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{encode, error, Reply, Request};
-use crate::broker::shard;
+use crate::broker::{on_every_shard, shard};
 use crate::groups::coordinator;
 
 pub const MIN_VERSION: i16 = 0;
@@ -17,15 +17,7 @@ const CLASSIC: &str = "classic";
 
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let body: ListGroupsRequest = request.decode()?;
-    let broker = shard().broker.clone();
-    let mut pending = Vec::new();
-    for s in 0..broker.shard_count() {
-        pending.push(
-            broker
-                .router()
-                .spawn_on(s, || async { coordinator::list(&shard()) }),
-        );
-    }
+    let per_shard = on_every_shard(|| async { coordinator::list(&shard()) }).await;
     // Kafka compares state and type filters case-insensitively.
     let states: Vec<String> = body
         .states_filter
@@ -35,8 +27,8 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let types: Vec<String> = body.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut response = ListGroupsResponse::default();
     response.error_code = error::NONE;
-    for p in pending {
-        for g in p.await {
+    for listing in per_shard {
+        for g in listing {
             if !states.is_empty() && !states.contains(&g.state.to_lowercase()) {
                 continue;
             }

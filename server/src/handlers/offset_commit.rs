@@ -11,7 +11,6 @@
 //! v0 and v1 are advertised for old clients; the protocol crate decodes only v2+, so they are
 //! decoded here (their responses are laid out as v2's).
 
-use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -20,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{encode, error, Reply, Request};
 use crate::groups::{self, coordinator, coordinator::OffsetToCommit};
+use crate::wire::Reader;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 9;
@@ -48,7 +48,7 @@ struct Commit {
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let version = request.version;
     let commit = if version < FIRST_CRATE_VERSION {
-        decode_legacy(&mut request.body, version)
+        decode_legacy(&request.body, version)
             .map_err(|e| format!("OffsetCommit v{version}: {e}"))?
     } else {
         let body: OffsetCommitRequest = request.decode()?;
@@ -138,26 +138,27 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
 
 /// Decodes OffsetCommit v0 (`group, [topic, [partition, offset, metadata]]`) or v1 (adds
 /// `generation, member_id` after the group and a per-partition timestamp before the metadata).
-fn decode_legacy(body: &mut Bytes, version: i16) -> Result<Commit, String> {
-    let group_id = string(body)?.ok_or("null group id")?;
+fn decode_legacy(body: &[u8], version: i16) -> Result<Commit, String> {
+    let mut r = Reader::new(body);
+    let group_id = r.string()?;
     let (generation, member_id) = if version >= 1 {
-        (i32_(body)?, string(body)?.unwrap_or_default())
+        (r.i32()?, r.nullable_string()?.unwrap_or_default())
     } else {
         (-1, String::new())
     };
-    let topic_count = count(body, MIN_LEGACY_TOPIC_BYTES)?;
+    let topic_count = r.array_len(MIN_LEGACY_TOPIC_BYTES)?;
     let mut topics = Vec::with_capacity(topic_count);
     for _ in 0..topic_count {
-        let name = string(body)?.ok_or("null topic name")?;
-        let partition_count = count(body, MIN_LEGACY_PARTITION_BYTES)?;
+        let name = r.string()?;
+        let partition_count = r.array_len(MIN_LEGACY_PARTITION_BYTES)?;
         let mut parts = Vec::with_capacity(partition_count);
         for _ in 0..partition_count {
-            let partition = i32_(body)?;
-            let offset = i64_(body)?;
+            let partition = r.i32()?;
+            let offset = r.i64()?;
             if version >= 1 {
-                i64_(body)?; // commit timestamp: the broker's clock is used, as in Kafka
+                r.i64()?; // commit timestamp: the broker's clock is used, as in Kafka
             }
-            let metadata = string(body)?;
+            let metadata = r.nullable_string()?;
             parts.push((partition, offset, -1, metadata));
         }
         topics.push((name, parts));
@@ -169,45 +170,6 @@ fn decode_legacy(body: &mut Bytes, version: i16) -> Result<Commit, String> {
         instance_id: None,
         topics,
     })
-}
-
-fn need(body: &Bytes, n: usize) -> Result<(), String> {
-    if body.remaining() < n {
-        return Err("truncated".to_string());
-    }
-    Ok(())
-}
-
-fn i32_(body: &mut Bytes) -> Result<i32, String> {
-    need(body, 4)?;
-    Ok(body.get_i32())
-}
-
-fn i64_(body: &mut Bytes) -> Result<i64, String> {
-    need(body, 8)?;
-    Ok(body.get_i64())
-}
-
-fn string(body: &mut Bytes) -> Result<Option<String>, String> {
-    need(body, 2)?;
-    let len = body.get_i16();
-    if len < 0 {
-        return Ok(None);
-    }
-    need(body, len as usize)?;
-    let raw = body.split_to(len as usize);
-    String::from_utf8(raw.to_vec())
-        .map(Some)
-        .map_err(|_| "string is not UTF-8".to_string())
-}
-
-/// An array length, checked against the bytes left (each element takes at least `min_bytes`).
-fn count(body: &mut Bytes, min_bytes: usize) -> Result<usize, String> {
-    let n = i32_(body)?;
-    if n < 0 || n as usize > body.remaining() / min_bytes {
-        return Err(format!("array length {n} exceeds the request"));
-    }
-    Ok(n as usize)
 }
 
 #[cfg(test)]
@@ -227,14 +189,14 @@ mod tests {
         v1.extend_from_slice(&42i64.to_be_bytes());
         v1.extend_from_slice(&0i64.to_be_bytes());
         v1.extend_from_slice(&[0xff, 0xff]);
-        let c = decode_legacy(&mut Bytes::from(v1.clone()), 1).unwrap();
+        let c = decode_legacy(&v1, 1).unwrap();
         assert_eq!((c.group_id.as_str(), c.generation), ("g", 5));
         assert_eq!(c.member_id, "m");
         assert_eq!(c.topics, vec![("t".to_string(), vec![(3, 42, -1, None)])]);
         for cut in 0..v1.len() {
-            assert!(decode_legacy(&mut Bytes::from(v1[..cut].to_vec()), 1).is_err());
+            assert!(decode_legacy(&v1[..cut], 1).is_err());
         }
         let lying = [0, 1, b'g', 0x7f, 0xff, 0xff, 0xff];
-        assert!(decode_legacy(&mut Bytes::copy_from_slice(&lying), 0).is_err());
+        assert!(decode_legacy(&lying, 0).is_err());
     }
 }
