@@ -9,8 +9,14 @@
 # the one pinned there, so there is no tarball to download.
 #
 # Usage: scripts/kafka-reference.sh start|stop|status [--port P] [--dir D]
+#                                     [--controller-port C] [--set KEY=VALUE]...
 #   --port P  client (PLAINTEXT) port, default 19092; the KRaft controller
-#             listens on P+1
+#             listens on P+1 unless --controller-port says otherwise
+#   --controller-port C  the KRaft controller's port (when P+1 is taken, e.g.
+#             by a corelog run beside it)
+#   --set KEY=VALUE  an extra broker config line appended to server.properties
+#             (repeatable; a later line wins over the defaults above it), e.g.
+#             --set log.flush.interval.messages=1. Applies to this start only.
 #   --dir D   data dir, default .cache/kafka-reference/<P>; holds
 #             server.properties, data/ (the log dirs), logs/server.log,
 #             logs/stdout.log and kafka.pid
@@ -34,16 +40,24 @@ usage() { sed -n '/^# Usage:/,/^# Env:/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 CMD="${1:-}"; [[ $# -gt 0 ]] && shift
 PORT=19092
 DIR=""
+CPORT=""
+EXTRA_CONF=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --port) PORT="${2:?--port needs a value}"; shift 2 ;;
     --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
+    --controller-port) CPORT="${2:?--controller-port needs a value}"; shift 2 ;;
+    --set)
+      [[ "${2:-}" == ?*=* ]] || die "--set needs KEY=VALUE"
+      EXTRA_CONF+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "kafka-reference: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [[ "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1024 && "$PORT" -lt 65535 ]] || die "bad --port: $PORT"
-CPORT=$((PORT + 1))
+CPORT="${CPORT:-$((PORT + 1))}"
+[[ "$CPORT" =~ ^[0-9]+$ && "$CPORT" -ge 1024 && "$CPORT" -lt 65536 && "$CPORT" -ne "$PORT" ]] ||
+  die "bad --controller-port: $CPORT"
 # One default dir per port, so two reference brokers on different ports never
 # share a log dir by accident.
 DIR="${DIR:-$CACHE/kafka-reference/$PORT}"
@@ -93,6 +107,10 @@ share.coordinator.state.topic.min.isr=1
 # quickstart config does, so group tests do not wait 3 s.
 group.initial.rebalance.delay.ms=0
 CONF
+  if [[ ${#EXTRA_CONF[@]} -gt 0 ]]; then
+    printf '# --set on the command line:\n' >>"$DIR/server.properties"
+    printf '%s\n' "${EXTRA_CONF[@]}" >>"$DIR/server.properties"
+  fi
 }
 
 java_base() {
