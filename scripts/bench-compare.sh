@@ -114,6 +114,9 @@ KAFKA_PID=""
 # The Kafka perf-test tools run with the JVM flags Kafka's own scripts give them
 # (kafka-run-class.sh: KAFKA_JVM_PERFORMANCE_OPTS), not kafka-tool.sh's start-up-tuned defaults:
 # these are throughput runs, where C2 and G1 matter.
+# The broker gets the heap Kafka's own kafka-server-start.sh gives it (1 GiB), not
+# kafka-reference.sh's test-sized default.
+export KAFKA_REF_HEAP_OPTS="${KAFKA_REF_HEAP_OPTS:--Xmx1G -Xms1G}"
 export KAFKA_TOOL_JAVA_OPTS="${KAFKA_TOOL_JAVA_OPTS:--Xmx512m -Xms512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn}"
 
 stop_corelog() {
@@ -179,6 +182,9 @@ start_kafka() {
 log "building release binaries"
 cargo build --release -q -p corelog-server -p corelog-bench
 log "results in $OUT"
+# What else ran on the machine matters to every figure here; the summary shows both.
+{ git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown; } >"$OUT/commit.txt"
+cat /proc/loadavg >"$OUT/loadavg-start.txt"
 
 if has_step baseline; then
   log "[baseline] fio + iperf3"
@@ -262,6 +268,7 @@ if has_step crosscheck; then
 fi
 
 # ---- summary -------------------------------------------------------------------------------------
+cat /proc/loadavg >"$OUT/loadavg-end.txt"
 python3 "$ROOT/scripts/bench-summary.py" summary "$OUT" >"$OUT/summary.md"
 cat "$OUT/summary.md"
 log "done: $OUT/summary.md"

@@ -266,6 +266,11 @@ def cmd_summary(out):
     p.append("## Machine\n")
     p.append(f"- CPUs: {os.cpu_count()} ({cpu_model()})")
     p.append(f"- kernel: {platform.release()}")
+    for name, label in (("commit.txt", "corelog commit"), ("loadavg-start.txt", "load average at start"),
+                        ("loadavg-end.txt", "load average at end")):
+        text = read_text(os.path.join(out, name))
+        if text:
+            p.append(f"- {label}: {text.strip()}")
     if b:
         p.append(f"- memory: {fmt(b.get('mem_gib'))} GiB; disk: {b.get('filesystem')} on "
                  f"{b.get('block_device')} (fio {b.get('fio_version')}, {b.get('fio_ioengine')})")
