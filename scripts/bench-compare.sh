@@ -22,11 +22,13 @@
 #
 # Steps, all against both brokers in the same run (DIR holds every output):
 #   baseline   scripts/baseline.sh: fio + iperf3 loopback         -> DIR/baseline.json
-#   matrix     corelog-bench compare over acks x partitions, 1 KiB -> DIR/matrix/
-#   durable    acks=all, Kafka's topic with flush.messages=1 (fsync before ack, like corelog's
-#              acks=all)                                          -> DIR/durable/
-#   latency    acks=1, 16 partitions, at a fixed rate (latency from each record's intended send
-#              time)                                              -> DIR/latency/
+#   matrix     corelog-bench compare over acks x partitions, 1 KiB, its three phases per cell
+#              (produce at max rate; consume: catch-up read of it; latency: producers + consumers
+#              at half of that target's own max)                  -> DIR/matrix/
+#   durable    acks=all produce, Kafka's topics with flush.messages=1 (fsync before ack, like
+#              corelog's acks=all)                                -> DIR/durable/
+#   latency    acks=1, 16 partitions, both brokers at the SAME fixed rate (latency from each
+#              record's intended send time)                       -> DIR/latency/
 #   crosscheck kafka-producer-perf-test / kafka-consumer-perf-test and corelog-bench run on the
 #              same workload (acks=1, 16 partitions, 1 KiB, 1 producer) against both brokers
 #                                                                 -> DIR/crosscheck.csv
@@ -211,22 +213,22 @@ fi
 if has_step durable; then
   log "[durable] acks=all; Kafka topics with flush.messages=1"
   "$BENCH" compare "${TARGETS[@]}" --acks-list all --partitions-list "$PARTITIONS" \
-    --target-config kafka:flush.messages=1 "${COMMON[@]}" --out "$OUT/durable" \
+    --phases produce --target-config kafka:flush.messages=1 "${COMMON[@]}" --out "$OUT/durable" \
     | tee "$OUT/durable.txt"
 fi
 
 # ---- fixed-rate latency ----------------------------------------------------------------------------
 if has_step latency; then
   if [[ -z "$RATE" ]]; then
-    # Half of the slower broker's maximum, so that neither is saturated and the latencies compare
-    # brokers running below capacity.
+    # Half of the slower broker's maximum, so that neither is saturated and both carry the same
+    # load (the matrix's own latency phase runs each broker at half of its own maximum).
     RATE="$(python3 "$ROOT/scripts/bench-summary.py" half-rate "$OUT/matrix" "$XC_PARTITIONS")" ||
       die "--rate not given and no acks=1, $XC_PARTITIONS-partition matrix cell in $OUT/matrix"
   fi
   log "[latency] acks=1, $XC_PARTITIONS partitions, fixed $RATE records/s"
   echo "$RATE" >"$OUT/latency-rate.txt"
   "$BENCH" compare "${TARGETS[@]}" --acks-list 1 --partitions-list "$XC_PARTITIONS" \
-    --rate "$RATE" "${COMMON[@]}" --out "$OUT/latency" | tee "$OUT/latency.txt"
+    --phases latency --rate "$RATE" "${COMMON[@]}" --out "$OUT/latency" | tee "$OUT/latency.txt"
 fi
 
 # ---- cross-check against Kafka's own tools ---------------------------------------------------------

@@ -82,19 +82,32 @@ def parse_consumer_perf(text):
     return None
 
 
-def run_results(node):
-    """Every RunResult-shaped object (target, spec, produced) anywhere in a JSON document, so
-    that wrappers around the list (matrix cells, ratios) do not matter."""
+def infer_phase(result):
+    """The matrix phase a bare RunResult belongs to, from its spec: consumers alone read a backlog
+    (consume), a fixed rate with consumers is the latency phase, anything else is produce."""
+    spec = result.get("spec", {})
+    if spec.get("producers") == 0:
+        return "consume"
+    if spec.get("target_rate") is not None and spec.get("consumers", 0) > 0:
+        return "latency"
+    return "produce"
+
+
+def run_results(node, phase=None):
+    """Every RunResult-shaped object (spec, produced, consumed) anywhere in a JSON document, with
+    the phase it ran as ("phase" of the matrix row around it, else inferred from its spec), so that
+    the wrappers around the results (matrix rows, cells) do not matter. A dict gets "_phase"."""
     found = []
     if isinstance(node, dict):
         if "spec" in node and "produced" in node and "consumed" in node:
-            found.append(node)
+            found.append(dict(node, _phase=phase or infer_phase(node)))
         else:
+            here = node.get("phase") if isinstance(node.get("phase"), str) else phase
             for v in node.values():
-                found.extend(run_results(v))
+                found.extend(run_results(v, here))
     elif isinstance(node, list):
         for v in node:
-            found.extend(run_results(v))
+            found.extend(run_results(v, phase))
     return found
 
 
@@ -112,10 +125,10 @@ def load_results(folder):
     return run_results(doc) if doc is not None else []
 
 
-def cell(results, target, acks, partitions, message_bytes=HEADLINE_MESSAGE_BYTES):
+def cell(results, target, acks, partitions, phase="produce", message_bytes=HEADLINE_MESSAGE_BYTES):
     for r in results:
         s = r.get("spec", {})
-        if (r.get("target") == target and str(s.get("acks")) == acks
+        if (r.get("target") == target and r.get("_phase") == phase and str(s.get("acks")) == acks
                 and s.get("partitions") == partitions and s.get("message_bytes") == message_bytes):
             return r
     return None
@@ -233,7 +246,8 @@ def cmd_crosscheck(xcdir, csv_path):
 
 def half_rate(matrix_dir, partitions):
     results = load_results(matrix_dir)
-    rates = [get(cell(results, t, "1", partitions), "produced", "msgs_per_sec") for t in BROKERS]
+    rates = [get(cell(results, t, "1", partitions, "produce"), "produced", "msgs_per_sec")
+             for t in BROKERS]
     rates = [r for r in rates if r]
     if not rates:
         return None
@@ -295,9 +309,9 @@ def cmd_summary(out):
     p.append("| figure | corelog | kafka | corelog / kafka | corelog / physical limit |")
     p.append("|---|---|---|---|---|")
 
-    def row(label, results, acks, parts, path, limit=None, limit_name="", digits=1):
-        c = get(cell(results, "corelog", acks, parts), *path)
-        k = get(cell(results, "kafka", acks, parts), *path)
+    def row(label, results, acks, parts, phase, path, limit=None, limit_name="", digits=1):
+        c = get(cell(results, "corelog", acks, parts, phase), *path)
+        k = get(cell(results, "kafka", acks, parts, phase), *path)
         lim = "n/a"
         if limit is not None:
             q = ratio(c, limit)
@@ -305,18 +319,22 @@ def cmd_summary(out):
         p.append(f"| {label} | {fmt(c, digits)} | {fmt(k, digits)} | {fmt(ratio(c, k), 2)} | {lim} |")
 
     hp = HEADLINE_PARTITIONS
-    row(f"produce MiB/s, acks=1, {hp} partitions, 1 KiB", matrix, "1", hp,
+    row(f"produce MiB/s, acks=1, {hp} partitions, 1 KiB", matrix, "1", hp, "produce",
         ("produced", "mib_per_sec"), iperf_mib, "iperf3 loopback")
     row(f"produce MiB/s, acks=all, {hp} partitions (kafka: flush.messages=1)", durable, "all", hp,
-        ("produced", "mib_per_sec"), fsync16, "fio fdatasync-every-1MiB")
-    row(f"consume MiB/s, acks=1 run, {hp} partitions", matrix, "1", hp,
-        ("consumed", "mib_per_sec"), iperf_mib, "iperf3 loopback")
-    row(f"broker CPU s per GiB, acks=1, {hp} partitions", matrix, "1", hp,
-        ("broker_cpu", "cpu_secs_per_gib"), digits=2)
-    row(f"produce p99 latency µs, acks=1, {hp} partitions", matrix, "1", hp,
-        ("produce_latency", "p99_us"), digits=0)
-    row(f"end-to-end p99.9 µs at a fixed rate, acks=1, {hp} partitions", latency, "1", hp,
-        ("end_to_end_latency", "p999_us"), digits=0)
+        "produce", ("produced", "mib_per_sec"), fsync16, "fio fdatasync-every-1MiB")
+    row(f"consume MiB/s (catch-up read), acks=1 cell, {hp} partitions", matrix, "1", hp,
+        "consume", ("consumed", "mib_per_sec"), iperf_mib, "iperf3 loopback")
+    row(f"broker CPU s per GiB consumed, acks=1 cell, {hp} partitions", matrix, "1", hp,
+        "consume", ("broker_cpu", "cpu_secs_per_gib"), digits=2)
+    row(f"broker CPU s per GiB produced, acks=1, {hp} partitions", matrix, "1", hp,
+        "produce", ("broker_cpu", "cpu_secs_per_gib"), digits=2)
+    row(f"produce p99 latency µs at max rate, acks=1, {hp} partitions", matrix, "1", hp,
+        "produce", ("produce_latency", "p99_us"), digits=0)
+    row(f"end-to-end p99.9 µs at half its own max rate, acks=1, {hp} partitions", matrix, "1",
+        hp, "latency", ("end_to_end_latency", "p999_us"), digits=0)
+    row(f"end-to-end p99.9 µs at the same fixed rate (latency step), acks=1, {hp} partitions",
+        latency, "1", hp, "latency", ("end_to_end_latency", "p999_us"), digits=0)
     for t in BROKERS:
         many = get(cell(matrix, t, "1", MANY_PARTITIONS), "produced", "mib_per_sec")
         base = get(cell(matrix, t, "1", hp), "produced", "mib_per_sec")
@@ -365,12 +383,27 @@ def selftest():
                                " latency, 2 ms max latency.") is None, "progress line taken as final"
     c = parse_consumer_perf(SAMPLE_CONSUMER)
     assert c is not None and c["fetch.nMsg.sec"] == 138580.9313 and c["rebalance.time.ms"] == 2366, c
-    nested = {"cells": [{"result": {"target": "kafka", "spec": {"acks": "1", "partitions": 16,
-                                                                 "message_bytes": 1024},
-                                    "produced": {"msgs_per_sec": 10.0}, "consumed": {}}}]}
-    rs = run_results(nested)
-    assert len(rs) == 1 and cell(rs, "kafka", "1", 16)["produced"]["msgs_per_sec"] == 10.0
-    assert cell(rs, "corelog", "1", 16) is None
+    spec = {"acks": "1", "partitions": 16, "message_bytes": 1024, "producers": 1, "consumers": 1,
+            "target_rate": 500}
+    # Matrix rows (benchreport's MatrixRow): the row's phase wins over what the spec suggests.
+    rows = [{"target": "kafka", "phase": "produce", "cell": {}, "error": None,
+             "result": {"target": "kafka", "spec": spec, "produced": {"msgs_per_sec": 10.0},
+                        "consumed": {}}},
+            {"target": "kafka", "phase": "latency", "cell": {}, "error": None,
+             "result": {"target": "kafka", "spec": spec, "produced": {"msgs_per_sec": 5.0},
+                        "consumed": {}}},
+            {"target": "corelog", "phase": "produce", "cell": {}, "error": "broker gone",
+             "result": None}]
+    rs = run_results(rows)
+    assert len(rs) == 2, rs
+    assert cell(rs, "kafka", "1", 16)["produced"]["msgs_per_sec"] == 10.0
+    assert cell(rs, "kafka", "1", 16, "latency")["produced"]["msgs_per_sec"] == 5.0
+    assert cell(rs, "kafka", "all", 16) is None and cell(rs, "corelog", "1", 16) is None
+    # Bare RunResults (corelog-bench run --json): the phase comes from the spec.
+    bare = run_results([{"spec": dict(spec, producers=0), "produced": {}, "consumed": {}},
+                        {"spec": spec, "produced": {}, "consumed": {}},
+                        {"spec": dict(spec, target_rate=None), "produced": {}, "consumed": {}}])
+    assert [r["_phase"] for r in bare] == ["consume", "latency", "produce"], bare
     print("bench-summary selftest: ok")
 
 
