@@ -21,8 +21,10 @@
 #
 # Per partition count P, in DIR: run-P.json (the corelog-bench result), perf-stat-P.csv,
 # flame-P.svg (inferno), folded-P.txt; over all of them scaling.csv and scaling.md:
-#   partitions, MiB/s (produced), broker CPU seconds in the window (perf task-clock),
-#   CPU ms per MiB produced, CPU µs per partition per second, context switches per MiB.
+#   partitions, MiB/s (produced), broker CPU seconds in the window (perf task-clock, and from
+#   /proc/PID/stat), CPU ms per MiB produced, CPU µs per partition per second (both from /proc,
+#   which counts every thread; perf stat -p misses threads started after it attaches, such as
+#   io_uring workers), context switches per MiB (perf stat, same caveat).
 # The broker starts fresh (empty data dir) once, each count gets its own topic, and everything
 # started here is stopped on exit.
 #
@@ -137,6 +139,10 @@ for ((i = 0; i < BROKER_START_TIMEOUT_SECS * 10; i++)); do
 done
 port_open "$PORT" || die "corelog did not accept connections within ${BROKER_START_TIMEOUT_SECS}s"
 BOOTSTRAP="127.0.0.1:$PORT"
+# perf record -p follows the threads that exist when it attaches (and their children), not the
+# io_uring workers the kernel starts for the broker later. As root, sample the whole machine and
+# keep the broker's samples (perf script --pid), so those threads are in the flame graphs too.
+if [[ $(id -u) -eq 0 ]]; then RECORD_SCOPE=(-a); else RECORD_SCOPE=(-p "$BROKER_PID"); fi
 log "corelog pid $BROKER_PID on $BOOTSTRAP; results in $OUT"
 
 # All partition directories of a topic exist in the data dir: the topic is created and the load can
@@ -174,13 +180,19 @@ for P in "${COUNTS[@]}"; do
   topic_ready "$topic" "$P" || die "topic $topic not created within ${TOPIC_READY_TIMEOUT_SECS}s"
   sleep "$WARMUP_SECS"
   log "$P partitions: perf over ${DURATION_SECS}s"
+  # The process's own user+system clock ticks (all threads, exited ones included) around the
+  # window, beside perf's task-clock: perf counts the threads it attached to (and their children),
+  # which can miss threads the kernel creates later, such as io_uring workers.
+  awk '{print $14 + $15}' "/proc/$BROKER_PID/stat" >"$WORK/ticks-before-$P"
   perf stat -x, -e task-clock,context-switches,cpu-migrations,page-faults -p "$BROKER_PID" \
     -o "$OUT/perf-stat-$P.csv" -- sleep "$DURATION_SECS" &
   stat_pid=$!
-  perf record -q -F "$PERF_FREQ_HZ" "${CG_ARGS[@]}" -p "$BROKER_PID" -o "$WORK/perf-$P.data" \
+  perf record -q -F "$PERF_FREQ_HZ" "${CG_ARGS[@]}" "${RECORD_SCOPE[@]}" -o "$WORK/perf-$P.data" \
     -- sleep "$DURATION_SECS" 2>"$WORK/perf-record-$P.err" ||
     { cat "$WORK/perf-record-$P.err" >&2; die "perf record failed"; }
   wait "$stat_pid" || die "perf stat failed"
+  echo "$(($(awk '{print $14 + $15}' "/proc/$BROKER_PID/stat") - $(cat "$WORK/ticks-before-$P")))" \
+    >"$OUT/proc-ticks-$P.txt"
   if [[ $DRIVER == corelog-bench ]]; then
     wait "$LOAD_PID" || { cat "$OUT/run-$P.txt" >&2; die "corelog-bench run failed"; }
     LOAD_PID=""
@@ -190,14 +202,16 @@ for P in "${COUNTS[@]}"; do
     stop_pid "$LOAD_PID" 10
     LOAD_PID=""
   fi
-  perf script -i "$WORK/perf-$P.data" 2>/dev/null | inferno-collapse-perf >"$OUT/folded-$P.txt"
+  perf script -i "$WORK/perf-$P.data" --pid "$BROKER_PID" 2>/dev/null |
+    inferno-collapse-perf >"$OUT/folded-$P.txt"
   inferno-flamegraph --title "corelog, $P partitions, acks=$ACKS ($DRIVER)" \
     <"$OUT/folded-$P.txt" >"$OUT/flame-$P.svg"
   rm -f "$WORK/perf-$P.data"
   log "$P partitions: $OUT/flame-$P.svg"
 done
 
-export OUT DURATION_SECS DRIVER PARTITIONS
+CLK_TCK="$(getconf CLK_TCK)"
+export OUT DURATION_SECS DRIVER PARTITIONS CLK_TCK
 python3 - <<'PY'
 import json, os, re
 
@@ -238,12 +252,15 @@ for p in counts:
     cpu_s = ev.get("task-clock") / 1000.0 if ev.get("task-clock") is not None else None
     mib = mibs * window if mibs else None
     cs = ev.get("context-switches")
+    ticks = int(open(os.path.join(out, f"proc-ticks-{p}.txt")).read().strip())
+    proc_cpu_s = ticks / int(os.environ["CLK_TCK"])
     rows.append({
         "partitions": p,
         "mib_per_sec": mibs,
         "broker_cpu_secs": cpu_s,
-        "cpu_ms_per_mib": cpu_s * 1000 / mib if cpu_s is not None and mib else None,
-        "cpu_us_per_partition_per_sec": cpu_s * 1e6 / p / window if cpu_s is not None else None,
+        "broker_cpu_secs_proc": proc_cpu_s,
+        "cpu_ms_per_mib": proc_cpu_s * 1000 / mib if mib else None,
+        "cpu_us_per_partition_per_sec": proc_cpu_s * 1e6 / p / window,
         "context_switches_per_mib": cs / mib if cs is not None and mib else None,
         "cpu_migrations": ev.get("cpu-migrations"),
         "page_faults": ev.get("page-faults"),
@@ -257,11 +274,11 @@ with open(os.path.join(out, "scaling.csv"), "w") as f:
 
 def cellfmt(v, d):
     return "n/a" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
-heads = ["partitions", "MiB/s", "broker CPU s", "CPU ms / MiB", "CPU µs / partition / s",
-         "ctx switches / MiB", "migrations", "page faults"]
-digits = [0, 1, 2, 2, 1, 1, 0, 0]
+heads = ["partitions", "MiB/s", "broker CPU s (perf)", "broker CPU s (/proc)", "CPU ms / MiB",
+         "CPU µs / partition / s", "ctx switches / MiB", "migrations", "page faults"]
+digits = [0, 1, 2, 2, 2, 1, 1, 0, 0]
 md = [f"corelog partition scaling: {window:.0f} s window per count, driver {driver}, "
-      "MiB = record bytes produced, CPU = perf stat task-clock of the broker pid\n",
+      "MiB = record bytes produced, CPU per MiB / per partition from /proc/PID/stat\n",
       "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
 for r in rows:
     md.append("| " + " | ".join(cellfmt(r[c], d) for c, d in zip(cols, digits)) + " |")
