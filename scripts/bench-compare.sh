@@ -19,6 +19,10 @@
 #   --corelog-port P  corelog's port (default 19193)
 #   --rate R          records/s of the fixed-rate latency step (default: half of the slower
 #                     broker's acks=1, 16-partition, 1 KiB produce rate in the matrix)
+#   --no-build        use the binaries already built (with CORELOG_BIN / CORELOG_BENCH_BIN)
+#
+# Env: CORELOG_BIN, CORELOG_BENCH_BIN: the corelog and corelog-bench binaries (default
+# target/release/corelog and target/release/corelog-bench), e.g. to measure another build.
 #
 # Steps, all against both brokers in the same run (DIR holds every output):
 #   baseline   scripts/baseline.sh: fio + iperf3 loopback         -> DIR/baseline.json
@@ -55,6 +59,7 @@ RECORDS=""
 KAFKA_PORT=19192
 CORELOG_PORT=19193
 RATE=""
+BUILD=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -68,6 +73,7 @@ while [[ $# -gt 0 ]]; do
     --kafka-port) KAFKA_PORT="${2:?--kafka-port needs a value}"; shift 2 ;;
     --corelog-port) CORELOG_PORT="${2:?--corelog-port needs a value}"; shift 2 ;;
     --rate) RATE="${2:?--rate needs a value}"; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-compare: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -109,8 +115,8 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 mkdir -p "$ROOT/target"
 WORK="$(mktemp -d "$ROOT/target/bench-compare-work.XXXXXX")"
-BENCH="$ROOT/target/release/corelog-bench"
-CORELOG="$ROOT/target/release/corelog"
+BENCH="${CORELOG_BENCH_BIN:-$ROOT/target/release/corelog-bench}"
+CORELOG="${CORELOG_BIN:-$ROOT/target/release/corelog}"
 CORELOG_PID=""
 KAFKA_PID=""
 # The Kafka perf-test tools run with the JVM flags Kafka's own scripts give them
@@ -181,8 +187,11 @@ start_kafka() {
 }
 
 # ---- build and machine baseline ------------------------------------------------------------
-log "building release binaries"
-cargo build --release -q -p corelog-server -p corelog-bench
+if [[ $BUILD -eq 1 ]]; then
+  log "building release binaries"
+  cargo build --release -q -p corelog-server -p corelog-bench
+fi
+[[ -x "$BENCH" && -x "$CORELOG" ]] || die "missing binaries: $CORELOG, $BENCH"
 log "results in $OUT"
 # What else ran on the machine matters to every figure here; the summary shows both.
 { git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown; } >"$OUT/commit.txt"
