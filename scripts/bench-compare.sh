@@ -160,6 +160,11 @@ trap 'exit 130' INT TERM
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Every step starts with no dirty page cache: on ext4 (data=ordered) an fdatasync can have to wait
+# for the writeback of other files' data written just before, so without this the fsync-bound
+# cells pay for the megabytes the cells before them left in memory.
+settle_disk() { sync; }
+
 start_corelog() {
   port_open "$CORELOG_PORT" && die "127.0.0.1:$CORELOG_PORT is already in use"
   # group.initial.rebalance.delay.ms=0 as in kafka-reference.sh's config, so a consumer group's
@@ -213,6 +218,7 @@ COMMON=(--message-bytes-list 1024 --duration "$DURATION" --warmup "$WARMUP" --no
 
 # ---- the matrix --------------------------------------------------------------------------------
 if has_step matrix; then
+  settle_disk
   log "[matrix] acks $ACKS x partitions $PARTITIONS, 1 KiB, $DURATION per cell"
   "$BENCH" compare "${TARGETS[@]}" --acks-list "$ACKS" --partitions-list "$PARTITIONS" \
     "${COMMON[@]}" --out "$OUT/matrix" | tee "$OUT/matrix.txt"
@@ -220,6 +226,7 @@ fi
 
 # ---- durability-equal: fsync before every ack on both -------------------------------------------
 if has_step durable; then
+  settle_disk
   log "[durable] acks=all; Kafka topics with flush.messages=1"
   "$BENCH" compare "${TARGETS[@]}" --acks-list all --partitions-list "$PARTITIONS" \
     --phases produce --target-config kafka:flush.messages=1 "${COMMON[@]}" --out "$OUT/durable" \
@@ -234,6 +241,7 @@ if has_step latency; then
     RATE="$(python3 "$ROOT/scripts/bench-summary.py" half-rate "$OUT/matrix" "$XC_PARTITIONS")" ||
       die "--rate not given and no acks=1, $XC_PARTITIONS-partition matrix cell in $OUT/matrix"
   fi
+  settle_disk
   log "[latency] acks=1, $XC_PARTITIONS partitions, fixed $RATE records/s"
   echo "$RATE" >"$OUT/latency-rate.txt"
   "$BENCH" compare "${TARGETS[@]}" --acks-list 1 --partitions-list "$XC_PARTITIONS" \
@@ -242,6 +250,7 @@ fi
 
 # ---- cross-check against Kafka's own tools ---------------------------------------------------------
 if has_step crosscheck; then
+  settle_disk
   XC="$OUT/crosscheck"
   mkdir -p "$XC"
   # Each tool writes to a topic of its own, created empty, so the producers compare on equal terms
