@@ -343,7 +343,10 @@ impl Producer {
                 LiveCounters::add(&control.live.produced_bytes, generated * value_len as u64);
             }
 
-            // 2. Seal batches that have lingered long enough (all of them when stopping).
+            // 2. Seal batches that have lingered long enough (all of them when stopping), but
+            // only while their connection has a request slot free: until then a batch keeps
+            // filling, as in Kafka's producer (with linger.ms=0 records still batch up behind
+            // the requests in flight).
             while let Some(&(opened, partition)) = open_order.front() {
                 let p = partition as usize;
                 let still_open = open[p].as_ref().is_some_and(|b| b.opened_ns == opened);
@@ -351,7 +354,8 @@ impl Producer {
                     open_order.pop_front();
                     continue;
                 }
-                if !stopping && now.saturating_sub(opened) < linger_ns {
+                let lingered = now.saturating_sub(opened) >= linger_ns;
+                if !stopping && !(lingered && self.has_room(self.link_of[p], spec)) {
                     break;
                 }
                 open_order.pop_front();
@@ -392,7 +396,11 @@ impl Producer {
             }
             let mut deadline_ns = now + IDLE_WAIT.as_nanos() as u64;
             if let Some(&(opened, _)) = open_order.front() {
-                deadline_ns = deadline_ns.min(opened + linger_ns);
+                // A batch that lingered already waits for a request slot: an acknowledgement
+                // (the signal) wakes the loop, not a timer.
+                if opened + linger_ns > now {
+                    deadline_ns = deadline_ns.min(opened + linger_ns);
+                }
             }
             if interval_ns.is_some()
                 && !stopping
@@ -404,6 +412,12 @@ impl Producer {
                 self.shared.signal.wait_until(instant_at(deadline_ns)).await;
             }
         }
+    }
+
+    /// Whether connection `link` can take another request now.
+    fn has_room(&self, link: usize, spec: &WorkloadSpec) -> bool {
+        let l = &self.links[link];
+        l.queue.is_empty() && l.in_flight.borrow().len() < spec.max_in_flight
     }
 
     /// Closes the batch of partition `p` and queues it on the partition leader's connection.
