@@ -225,7 +225,12 @@ impl Producer {
         let link_of = layout
             .leaders
             .iter()
-            .map(|a| brokers.iter().position(|b| b == a).expect("leader is a broker"))
+            .map(|a| {
+                brokers
+                    .iter()
+                    .position(|b| b == a)
+                    .expect("leader is a broker")
+            })
             .collect();
         Ok(Producer {
             shared,
@@ -236,7 +241,12 @@ impl Producer {
         })
     }
 
-    async fn produce(&mut self, spec: &WorkloadSpec, layout: &TopicLayout, index: usize) -> Result<()> {
+    async fn produce(
+        &mut self,
+        spec: &WorkloadSpec,
+        layout: &TopicLayout,
+        index: usize,
+    ) -> Result<()> {
         let partitions = layout.leaders.len() as u32;
         let control = self.shared.control.clone();
         let topic = TopicName(StrBytes::from_string(spec.topic.clone()));
@@ -293,7 +303,8 @@ impl Producer {
                         }
                         None => (sticky, None),
                     };
-                    let record_bytes = value_len + key_ref.map_or(0, <[u8]>::len) + RECORD_OVERHEAD_BYTES;
+                    let record_bytes =
+                        value_len + key_ref.map_or(0, <[u8]>::len) + RECORD_OVERHEAD_BYTES;
                     let mut p = partition as usize;
                     if let Some(batch) = &open[p] {
                         if batch.builder.len_bytes() + record_bytes > spec.batch_bytes {
@@ -332,7 +343,10 @@ impl Producer {
                 LiveCounters::add(&control.live.produced_bytes, generated * value_len as u64);
             }
 
-            // 2. Seal batches that have lingered long enough (all of them when stopping).
+            // 2. Seal batches that have lingered long enough (all of them when stopping), but
+            // only while their connection has a request slot free: until then a batch keeps
+            // filling, as in Kafka's producer (with linger.ms=0 records still batch up behind
+            // the requests in flight).
             while let Some(&(opened, partition)) = open_order.front() {
                 let p = partition as usize;
                 let still_open = open[p].as_ref().is_some_and(|b| b.opened_ns == opened);
@@ -340,7 +354,8 @@ impl Producer {
                     open_order.pop_front();
                     continue;
                 }
-                if !stopping && now.saturating_sub(opened) < linger_ns {
+                let lingered = now.saturating_sub(opened) >= linger_ns;
+                if !stopping && !(lingered && self.has_room(self.link_of[p], spec)) {
                     break;
                 }
                 open_order.pop_front();
@@ -362,7 +377,10 @@ impl Producer {
 
             // 4. Done once stopping and everything is acknowledged.
             let idle = open_order.is_empty()
-                && self.links.iter().all(|l| l.queue.is_empty() && l.in_flight.borrow().is_empty());
+                && self
+                    .links
+                    .iter()
+                    .all(|l| l.queue.is_empty() && l.in_flight.borrow().is_empty());
             if stopping && idle {
                 return Ok(());
             }
@@ -378,7 +396,11 @@ impl Producer {
             }
             let mut deadline_ns = now + IDLE_WAIT.as_nanos() as u64;
             if let Some(&(opened, _)) = open_order.front() {
-                deadline_ns = deadline_ns.min(opened + linger_ns);
+                // A batch that lingered already waits for a request slot: an acknowledgement
+                // (the signal) wakes the loop, not a timer.
+                if opened + linger_ns > now {
+                    deadline_ns = deadline_ns.min(opened + linger_ns);
+                }
             }
             if interval_ns.is_some()
                 && !stopping
@@ -390,6 +412,12 @@ impl Producer {
                 self.shared.signal.wait_until(instant_at(deadline_ns)).await;
             }
         }
+    }
+
+    /// Whether connection `link` can take another request now.
+    fn has_room(&self, link: usize, spec: &WorkloadSpec) -> bool {
+        let l = &self.links[link];
+        l.queue.is_empty() && l.in_flight.borrow().len() < spec.max_in_flight
     }
 
     /// Closes the batch of partition `p` and queues it on the partition leader's connection.
@@ -508,7 +536,9 @@ async fn read_acks(
                 .iter()
                 .find(|(p, _, _)| !results.contains_key(&(*p as i32)))
             {
-                return Err(anyhow!("the Produce response does not answer partition {partition}"));
+                return Err(anyhow!(
+                    "the Produce response does not answer partition {partition}"
+                ));
             }
             shared.complete(entry, &results, now);
         }

@@ -89,6 +89,12 @@ pub async fn serve(conn: OwnedFd) {
     // A TcpStream owns the socket from here on, for its peer address (the client host that
     // group members report, written like Kafka's "/127.0.0.1").
     let conn = std::net::TcpStream::from(conn);
+    // As Kafka's SocketServer does: a response is often a small header followed by the records
+    // (spliced separately); with Nagle on, the second part waits for the client's delayed ACK
+    // (~40 ms on Linux), which was the whole end-to-end latency of a parked fetch.
+    if let Err(e) = conn.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY");
+    }
     let client_host: Rc<str> = match conn.peer_addr() {
         Ok(addr) => format!("/{}", addr.ip()).into(),
         Err(_) => "/unknown".into(),
