@@ -14,3 +14,8 @@ pub fn run_with_progress(
 ) -> Result<RunResult> {
     anyhow::bail!("not built yet")
 }
+
+/// Placeholder until the load generator lands: deletes `topic` on the broker at `bootstrap`.
+pub fn delete_topic(_bootstrap: &str, _topic: &str) -> Result<()> {
+    Ok(())
+}
