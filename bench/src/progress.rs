@@ -207,11 +207,8 @@ fn draw_until_stopped(live: &LiveCounters, goal: &Goal, tty: bool, stopped: &mps
     let mut prev_at = Instant::now();
     let mut phase_started = prev_at;
     let mut drew = false;
-    loop {
-        match stopped.recv_timeout(interval) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => break,
-        }
+    // Anything but a timeout (the sender dropped by `finish`) ends the loop.
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         let now = Snapshot::take(live);
         let at = Instant::now();
         if now.phase != prev.phase {
