@@ -348,7 +348,7 @@ fn run_matrix_inner(
                     Err(why) => row.error = Some(why),
                     Ok((phase_spec, note)) => {
                         if !note.is_empty() {
-                            println!("{} {phase} {cell}: {note}", target.name);
+                            eprintln!("  {note}");
                         }
                         row.note = note;
                         match runner(&phase_spec, target, phase) {
@@ -681,13 +681,18 @@ pub fn ratios_table(ratios: &[Ratio]) -> String {
     report::align(&headers, &rows, 4)
 }
 
-/// Series per (target, acks), in target order then acks order.
-fn series_keys(rows: &[MatrixRow], targets: &[Target], axes: &MatrixAxes) -> Vec<(String, Acks)> {
+/// Series per (target, acks), in target order then acks order, with the acks' index (the line's
+/// dash pattern: one pattern per acks across targets).
+fn series_keys(
+    rows: &[MatrixRow],
+    targets: &[Target],
+    axes: &MatrixAxes,
+) -> Vec<(String, Acks, usize)> {
     let mut keys = Vec::new();
     for t in targets {
-        for &a in &axes.acks {
+        for (i, &a) in axes.acks.iter().enumerate() {
             if rows.iter().any(|r| r.target == t.name && r.cell.acks == a) {
-                keys.push((t.name.clone(), a));
+                keys.push((t.name.clone(), a, i));
             }
         }
     }
@@ -725,8 +730,9 @@ fn vs_partitions(
             y_log,
             series: series_keys(rows, targets, axes)
                 .into_iter()
-                .map(|(target, acks)| Series {
+                .map(|(target, acks, dash)| Series {
                     name: format!("{target} acks={acks}"),
+                    dash,
                     points: rows
                         .iter()
                         .filter(|r| {
@@ -805,12 +811,13 @@ fn latency_charts(data: &Data, what: &str, pick: fn(&RunResult) -> &LatencySumma
             y_log: true,
             series: series_keys(rows, targets, axes)
                 .into_iter()
-                .filter_map(|(target, acks)| {
+                .filter_map(|(target, acks, dash)| {
                     let r = rows.iter().filter(measured).find(|r| {
                         r.target == target && r.cell.acks == acks && r.cell.partitions == partitions
                     })?;
                     Some(Series {
                         name: format!("{target} acks={acks}"),
+                        dash,
                         points: percentiles_ms(pick(r.result.as_ref()?)),
                     })
                 })
@@ -897,7 +904,12 @@ fn write_outputs(
 }
 
 fn print_outputs(rows: &[MatrixRow], targets: &[Target]) {
-    let ok: Vec<(String, &RunResult)> = rows
+    // Grouped by cell and phase, targets side by side in --target order, for reading across.
+    let cell_index = |c: &Cell| rows.iter().position(|r| r.cell == *c).unwrap_or(0);
+    let target_index = |t: &str| targets.iter().position(|x| x.name == t).unwrap_or(0);
+    let mut sorted: Vec<&MatrixRow> = rows.iter().collect();
+    sorted.sort_by_key(|r| (cell_index(&r.cell), r.phase as u8, target_index(&r.target)));
+    let ok: Vec<(String, &RunResult)> = sorted
         .iter()
         .filter_map(|r| Some((r.phase.to_string(), r.result.as_ref()?)))
         .collect();

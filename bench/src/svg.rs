@@ -16,6 +16,7 @@ const MARKER_RADIUS_PX: f64 = 3.0;
 /// Linear axes get about this many ticks.
 const LINEAR_TICKS_TARGET: f64 = 5.0;
 /// Colour-blind-safe palette (Okabe–Ito), cycled when there are more series.
+const DASHES: [&str; 4] = ["none", "8 4", "2 3", "8 3 2 3"];
 const PALETTE: [&str; 8] = [
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
 ];
@@ -32,6 +33,9 @@ pub enum XScale {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub name: String,
+    /// Line pattern: 0 solid, then dashed, dotted, dash-dotted (cycled), so that series of the
+    /// same colour family or lying on top of each other stay distinguishable.
+    pub dash: usize,
     /// (x, y); drawn in order of x whatever order they come in.
     pub points: Vec<(f64, f64)>,
 }
@@ -324,13 +328,14 @@ fn render_panel(out: &mut String, chart: &Chart, top: f64) {
 
     for (i, (s, points)) in series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
+        let dash = DASHES[s.dash % DASHES.len()];
         let coords: Vec<String> = points
             .iter()
             .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
             .collect();
         let _ = writeln!(
             out,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"><title>{}</title></polyline>"#,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"><title>{}</title></polyline>"#,
             coords.join(" "),
             escape(&s.name)
         );
@@ -349,7 +354,7 @@ fn render_panel(out: &mut String, chart: &Chart, top: f64) {
         let lx = left + plot_w + 16.0;
         let _ = writeln!(
             out,
-            r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{colour}" stroke-width="3"/>"#,
+            r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{colour}" stroke-width="3" stroke-dasharray="{dash}"/>"#,
             lx + 22.0
         );
         let _ = writeln!(
@@ -557,11 +562,13 @@ mod tests {
             series: vec![
                 Series {
                     name: "corelog acks=all".into(),
+                    dash: 0,
                     // Out of order on purpose.
                     points: vec![(16.0, 300.0), (1.0, 100.0), (4.0, 200.0)],
                 },
                 Series {
                     name: "kafka acks=1 <ref>".into(),
+                    dash: 1,
                     points: vec![(1.0, 80.0), (4.0, 120.0), (16.0, 90.0)],
                 },
             ],
@@ -592,6 +599,8 @@ mod tests {
             assert!(svg.contains(tick), "{tick}");
         }
         assert!(!svg.contains("no data"));
+        assert!(svg.contains(r#"stroke-dasharray="none" points"#));
+        assert!(svg.contains(r#"stroke-dasharray="8 4" points"#));
     }
 
     #[test]
@@ -608,6 +617,7 @@ mod tests {
             y_log: true,
             series: vec![Series {
                 name: "a".into(),
+                dash: 2,
                 // A zero cannot be drawn on a log axis: it is left out, not a panic or NaN.
                 points: vec![(0.0, 1.0), (1.0, 10.0), (2.0, 100.0), (3.0, 0.0)],
             }],
@@ -635,6 +645,7 @@ mod tests {
             vec![Chart {
                 series: vec![Series {
                     name: "empty".into(),
+                    dash: 0,
                     points: Vec::new(),
                 }],
                 ..throughput_chart()
@@ -652,6 +663,7 @@ mod tests {
         let single = Chart {
             series: vec![Series {
                 name: "one".into(),
+                dash: 5,
                 points: vec![(8.0, 5.0)],
             }],
             ..throughput_chart()
