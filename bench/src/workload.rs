@@ -268,8 +268,3 @@ fn local_broker_pid(addr: SocketAddr) -> Option<u32> {
         None
     }
 }
-
-/// Placeholder until the load generator lands: deletes `topic` on the broker at `bootstrap`.
-pub fn delete_topic(_bootstrap: &str, _topic: &str) -> Result<()> {
-    Ok(())
-}
