@@ -646,6 +646,10 @@ pub fn ratios_csv(ratios: &[Ratio]) -> String {
     text
 }
 
+/// In the printed table, a figure within this factor of the other target's is called a tie
+/// (the CSV keeps the exact ratio and the nominal winner).
+const TIE_ADVANTAGE_FACTOR: f64 = 1.02;
+
 /// The ratio table as printed: `corelog/kafka produce MiB/s 2.31× (corelog 2.31× better)`.
 pub fn ratios_table(ratios: &[Ratio]) -> String {
     let headers = [
@@ -665,16 +669,20 @@ pub fn ratios_table(ratios: &[Ratio]) -> String {
                     svg::format_number(r.other_value)
                 ),
                 format!("{:.2}×", r.ratio),
-                format!(
-                    "{} {:.2}× {}",
-                    r.winner,
-                    r.advantage,
-                    if r.higher_is_better {
-                        "higher"
-                    } else {
-                        "lower"
-                    }
-                ),
+                if r.advantage < TIE_ADVANTAGE_FACTOR {
+                    "tie (within 2%)".to_string()
+                } else {
+                    format!(
+                        "{} {:.2}× {}",
+                        r.winner,
+                        r.advantage,
+                        if r.higher_is_better {
+                            "higher"
+                        } else {
+                            "lower"
+                        }
+                    )
+                },
             ]
         })
         .collect();
@@ -1230,6 +1238,10 @@ mod tests {
         assert!(table.contains("corelog/kafka"));
         assert!(table.contains("2.00×") && table.contains("corelog 2.00× higher"));
         assert!(table.contains("corelog 2.00× lower"));
+        assert!(!table.contains("tie"));
+        let mut even = ratios[0].clone();
+        even.advantage = 1.01;
+        assert!(ratios_table(&[even]).contains("tie (within 2%)"));
     }
 
     #[test]
