@@ -17,7 +17,9 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::admin::{error_name, list_offsets, TopicLayout, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::client::admin::{
+    error_name, list_offsets, TopicLayout, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
+};
 use crate::client::records::split_batches;
 use crate::client::Conn;
 use crate::control::{new_histogram, now_ns, record_latency, Control};
@@ -160,24 +162,29 @@ async fn fetch_loop(
             .with_max_bytes(FETCH_MAX_BYTES)
             .with_session_id(0)
             .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default().with_topic(topic.clone()).with_partitions(
-                partitions
-                    .iter()
-                    .map(|&p| {
-                        FetchPartition::default()
-                            .with_partition(p)
-                            .with_current_leader_epoch(-1)
-                            .with_fetch_offset(offsets[&p])
-                            .with_last_fetched_epoch(-1)
-                            .with_log_start_offset(-1)
-                            .with_partition_max_bytes(PARTITION_MAX_BYTES)
-                    })
-                    .collect(),
-            )]);
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic.clone())
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_current_leader_epoch(-1)
+                                .with_fetch_offset(offsets[&p])
+                                .with_last_fetched_epoch(-1)
+                                .with_log_start_offset(-1)
+                                .with_partition_max_bytes(PARTITION_MAX_BYTES)
+                        })
+                        .collect(),
+                )]);
         let response = conn.call(&request, FETCH_VERSION).await?;
         let now = now_ns();
         if response.error_code != 0 {
-            *stats.errors.entry(error_name(response.error_code)).or_default() += 1;
+            *stats
+                .errors
+                .entry(error_name(response.error_code))
+                .or_default() += 1;
             LiveCounters::add(&control.live.errors, 1);
             corelog_engine::runtime::sleep(Duration::from_millis(10)).await;
             continue;
@@ -235,14 +242,14 @@ async fn fetch_loop(
         if control.in_window(now) {
             stats.consumed_messages += messages;
             stats.consumed_bytes += bytes;
-            control.window_consumed.fetch_add(messages, Ordering::Relaxed);
+            control
+                .window_consumed
+                .fetch_add(messages, Ordering::Relaxed);
         }
 
-        let caught_up = partitions.iter().all(|p| {
-            high_watermarks
-                .get(p)
-                .is_some_and(|&hw| offsets[p] >= hw)
-        });
+        let caught_up = partitions
+            .iter()
+            .all(|p| high_watermarks.get(p).is_some_and(|&hw| offsets[p] >= hw));
         if spec.producers == 0 {
             // Catch-up read: done at the end of the backlog (or when the run is stopped).
             if caught_up && control.window_started() && !reported_caught_up {

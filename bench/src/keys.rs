@@ -76,9 +76,13 @@ pub const MAX_SKEWED_KEYS: u64 = 10_000_000;
 /// Draws keys from a distribution.
 pub enum KeyPicker {
     None,
-    Uniform { count: u64 },
+    Uniform {
+        count: u64,
+    },
     /// Cumulative Zipf weights, normalised to end at 1.0.
-    Skewed { cdf: Vec<f64> },
+    Skewed {
+        cdf: Vec<f64>,
+    },
 }
 
 impl KeyPicker {
@@ -159,7 +163,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
         ];
         for (key, expected) in cases {
             assert_eq!(murmur2(key), expected, "{:?}", std::str::from_utf8(key));
@@ -183,7 +190,9 @@ mod tests {
         let u = hot(&uniform, &mut rng);
         assert!((0.35..0.43).contains(&s), "skewed top-10 share {s}");
         assert!((0.005..0.02).contains(&u), "uniform top-10 share {u}");
-        assert!(KeyPicker::new(KeyDistribution::None).pick(&mut rng).is_none());
+        assert!(KeyPicker::new(KeyDistribution::None)
+            .pick(&mut rng)
+            .is_none());
     }
 
     #[test]

@@ -225,7 +225,12 @@ impl Producer {
         let link_of = layout
             .leaders
             .iter()
-            .map(|a| brokers.iter().position(|b| b == a).expect("leader is a broker"))
+            .map(|a| {
+                brokers
+                    .iter()
+                    .position(|b| b == a)
+                    .expect("leader is a broker")
+            })
             .collect();
         Ok(Producer {
             shared,
@@ -236,7 +241,12 @@ impl Producer {
         })
     }
 
-    async fn produce(&mut self, spec: &WorkloadSpec, layout: &TopicLayout, index: usize) -> Result<()> {
+    async fn produce(
+        &mut self,
+        spec: &WorkloadSpec,
+        layout: &TopicLayout,
+        index: usize,
+    ) -> Result<()> {
         let partitions = layout.leaders.len() as u32;
         let control = self.shared.control.clone();
         let topic = TopicName(StrBytes::from_string(spec.topic.clone()));
@@ -293,7 +303,8 @@ impl Producer {
                         }
                         None => (sticky, None),
                     };
-                    let record_bytes = value_len + key_ref.map_or(0, <[u8]>::len) + RECORD_OVERHEAD_BYTES;
+                    let record_bytes =
+                        value_len + key_ref.map_or(0, <[u8]>::len) + RECORD_OVERHEAD_BYTES;
                     let mut p = partition as usize;
                     if let Some(batch) = &open[p] {
                         if batch.builder.len_bytes() + record_bytes > spec.batch_bytes {
@@ -362,7 +373,10 @@ impl Producer {
 
             // 4. Done once stopping and everything is acknowledged.
             let idle = open_order.is_empty()
-                && self.links.iter().all(|l| l.queue.is_empty() && l.in_flight.borrow().is_empty());
+                && self
+                    .links
+                    .iter()
+                    .all(|l| l.queue.is_empty() && l.in_flight.borrow().is_empty());
             if stopping && idle {
                 return Ok(());
             }
@@ -508,7 +522,9 @@ async fn read_acks(
                 .iter()
                 .find(|(p, _, _)| !results.contains_key(&(*p as i32)))
             {
-                return Err(anyhow!("the Produce response does not answer partition {partition}"));
+                return Err(anyhow!(
+                    "the Produce response does not answer partition {partition}"
+                ));
             }
             shared.complete(entry, &results, now);
         }

@@ -70,7 +70,8 @@ pub fn prepare_topic(spec: &WorkloadSpec) -> Result<TopicLayout> {
 
 /// Runs `spec`, publishing progress through `live`.
 pub fn run(spec: &WorkloadSpec, target: &str, live: Arc<LiveCounters>) -> Result<RunResult> {
-    spec.validate().map_err(|e| anyhow!("invalid workload: {e}"))?;
+    spec.validate()
+        .map_err(|e| anyhow!("invalid workload: {e}"))?;
     live.set_phase(Phase::Connecting);
     let bootstrap = resolve(&spec.bootstrap)?;
     let layout = prepare_topic(spec).with_context(|| format!("preparing topic {}", spec.topic))?;
@@ -167,7 +168,11 @@ pub fn run(spec: &WorkloadSpec, target: &str, live: Arc<LiveCounters>) -> Result
         pid,
         cpu_secs: secs,
         cores: secs / window.secs.max(f64::MIN_POSITIVE),
-        cpu_secs_per_gib: if moved_gib > 0.0 { secs / moved_gib } else { 0.0 },
+        cpu_secs_per_gib: if moved_gib > 0.0 {
+            secs / moved_gib
+        } else {
+            0.0
+        },
     };
     Ok(RunResult {
         target: target.to_string(),
@@ -182,6 +187,8 @@ pub fn run(spec: &WorkloadSpec, target: &str, live: Arc<LiveCounters>) -> Result
             .zip(broker_pid)
             .map(|(secs, pid)| cpu_use(pid, secs)),
         generator_cpu: cpu_use(std::process::id(), window.generator_cpu_secs),
+        total_acked_messages: LiveCounters::get(&live.acked_messages),
+        total_consumed_messages: LiveCounters::get(&live.consumed_messages),
         errors: errors.into_iter().collect(),
     })
 }

@@ -68,8 +68,9 @@ pub async fn topic_layout(
     topic: &str,
 ) -> Result<Option<TopicLayout>> {
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]))
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+            TopicName(StrBytes::from_string(topic.to_string())),
+        ))]))
         .with_allow_auto_topic_creation(false);
     let resp = conn.call(&req, METADATA_VERSION).await?;
     let brokers: HashMap<BrokerId, SocketAddr> = resp
@@ -94,7 +95,11 @@ pub async fn topic_layout(
             .ok()
             .and_then(|i| leaders.get_mut(i))
         else {
-            bail!("metadata names partition {} of {}", p.partition_index, t.partitions.len());
+            bail!(
+                "metadata names partition {} of {}",
+                p.partition_index,
+                t.partitions.len()
+            );
         };
         *slot = brokers.get(&p.leader_id).copied();
     }
@@ -153,7 +158,9 @@ pub async fn ensure_topic(
             // partition answers ListOffsets, so no producer or consumer starts with errors.
             let all: Vec<i32> = (0..layout.leaders.len() as i32).collect();
             if layout.leaders.len() == partitions as usize
-                && list_offsets(conn, topic, &all, LATEST_TIMESTAMP).await.is_ok()
+                && list_offsets(conn, topic, &all, LATEST_TIMESTAMP)
+                    .await
+                    .is_ok()
             {
                 return Ok(layout);
             }
@@ -224,8 +231,11 @@ pub async fn list_offsets(
 
 /// A producer id and epoch for an idempotent (non-transactional) producer.
 pub async fn init_producer_id(conn: &mut Conn) -> Result<(i64, i16)> {
+    // The crate's default transactional id is the empty string, which brokers refuse: an
+    // idempotent producer sends null. The timeout is the Java client's transaction.timeout.ms.
     let req = InitProducerIdRequest::default()
-        .with_transaction_timeout_ms(-1)
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
     let resp = conn.call(&req, INIT_PRODUCER_ID_VERSION).await?;

@@ -65,7 +65,10 @@ impl Conn {
     pub fn encode<R: Request>(&mut self, req: &R, version: i16) -> Result<(i32, Vec<u8>)> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        Ok((correlation_id, encode_request(req, version, correlation_id)?))
+        Ok((
+            correlation_id,
+            encode_request(req, version, correlation_id)?,
+        ))
     }
 
     /// Sends a request and waits for its response: for one-shot calls on an otherwise idle
@@ -88,7 +91,7 @@ impl Conn {
 
     /// Splits off the receiving half, for a task that reads responses while another sends.
     pub fn take_reader(&mut self) -> FrameReader {
-        std::mem::replace(&mut self.reader, FrameReader::new())
+        std::mem::take(&mut self.reader)
     }
 }
 

@@ -43,7 +43,7 @@ pub fn put_varint(buf: &mut Vec<u8>, value: i64) {
 /// Bytes `put_varint` writes for `value`.
 pub fn varint_len(value: i64) -> usize {
     let v = ((value << 1) ^ (value >> 63)) as u64;
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Reads a zigzag varint at `*pos`, advancing it.
@@ -272,7 +272,10 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<BatchView>> {
             break;
         }
         if at[MAGIC_OFFSET] != 2 {
-            bail!("record batch magic {} (only v2 is spoken)", at[MAGIC_OFFSET]);
+            bail!(
+                "record batch magic {} (only v2 is spoken)",
+                at[MAGIC_OFFSET]
+            );
         }
         let stored_crc = u32::from_be_bytes(at[CRC_OFFSET..21].try_into().expect("4 bytes"));
         if crc32c::crc32c(&at[ATTRIBUTES_OFFSET..total]) != stored_crc {
@@ -297,7 +300,19 @@ mod tests {
 
     #[test]
     fn varints_round_trip_and_have_the_computed_length() {
-        for v in [0i64, 1, -1, 63, -64, 64, 300, -300, i32::MAX as i64, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            i32::MAX as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut buf = Vec::new();
             put_varint(&mut buf, v);
             assert_eq!(buf.len(), varint_len(v), "length of {v}");
@@ -344,7 +359,9 @@ mod tests {
             views[0]
                 .for_each_record(|offset, value| seen.push((offset, value.to_vec())))
                 .unwrap();
-            let expected: Vec<_> = (0..5u8).map(|i| (100 + i64::from(i), vec![i; 10])).collect();
+            let expected: Vec<_> = (0..5u8)
+                .map(|i| (100 + i64::from(i), vec![i; 10]))
+                .collect();
             assert_eq!(seen, expected, "{codec}");
         }
     }
