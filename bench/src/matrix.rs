@@ -203,9 +203,11 @@ fn phase_spec(
             spec.stop_after = base.stop_after;
         }
         Phase::Consume => {
+            // The whole topic: the warm-up's and the drain's records as well as the window's.
+            let records = produced.map(|r| r.total_acked_messages.max(r.produced.messages));
             let records =
-                match produced {
-                    Some(r) if r.produced.messages > 0 => r.produced.messages,
+                match records {
+                    Some(n) if n > 0 => n,
                     Some(_) => return Err("skipped: the produce phase produced nothing".into()),
                     None => return Err(
                         "skipped: the consume phase reads what this cell's produce phase wrote, \
@@ -217,7 +219,6 @@ fn phase_spec(
             spec.consumers = base.consumers.max(1);
             spec.consume_from = ConsumeFrom::Earliest;
             spec.target_rate = None;
-            // The topic holds at least this many records (the measured window's, plus warm-up's).
             spec.stop_after = StopAfter::Messages(records);
             // A warm-up would read part of the backlog unmeasured, and the backlog is finite.
             spec.warmup = Duration::ZERO;
@@ -952,6 +953,7 @@ mod tests {
     use crate::svg::testing::{check_xml, polylines};
 
     const WINDOW_SECS: f64 = 2.0;
+    const WARMUP_EXTRA_MESSAGES: u64 = 100;
 
     fn targets() -> Vec<Target> {
         let mut kafka = Target::parse("kafka=127.0.0.1:29502@77").unwrap();
@@ -1013,6 +1015,8 @@ mod tests {
                 )
             }
         };
+        let total_acked_messages = produced.messages + WARMUP_EXTRA_MESSAGES;
+        let total_consumed_messages = consumed.messages;
         RunResult {
             target: String::new(),
             spec: spec.clone(),
@@ -1032,6 +1036,9 @@ mod tests {
                 cpu_secs_per_gib: 4.0 / s,
             }),
             generator_cpu: CpuUse::default(),
+            // Warm-up and drain add records beyond the window's.
+            total_acked_messages,
+            total_consumed_messages,
             errors: Vec::new(),
         }
     }
@@ -1115,10 +1122,14 @@ mod tests {
                 assert!(deleted.contains(&(t.to_string(), p.topic.clone())));
                 // Produce: as fast as possible, no consumers.
                 assert_eq!((p.producers, p.consumers, p.target_rate), (2, 0, None));
-                // Consume: exactly what the produce phase produced, from the start.
+                // Consume: the whole topic the produce phase wrote (warm-up included), from the
+                // start.
                 let produced =
                     fake_result(p, &targets()[usize::from(t == "kafka")], Phase::Produce).produced;
-                assert_eq!(c.stop_after, StopAfter::Messages(produced.messages));
+                assert_eq!(
+                    c.stop_after,
+                    StopAfter::Messages(produced.messages + WARMUP_EXTRA_MESSAGES)
+                );
                 assert_eq!((c.producers, c.consumers), (0, 3));
                 assert_eq!(c.consume_from, ConsumeFrom::Earliest);
                 // Latency: both sides, from latest, at half this target's produce msgs/s.

@@ -395,6 +395,8 @@ pub(crate) mod testing {
                 cores: 0.5,
                 cpu_secs_per_gib: 2.0,
             },
+            total_acked_messages: messages,
+            total_consumed_messages: messages,
             errors: vec![("NOT_LEADER_OR_FOLLOWER".into(), 2), ("a,\"b\"".into(), 1)],
         }
     }
