@@ -216,6 +216,8 @@ pub fn csv_header() -> Vec<String> {
         "consumed_bytes",
         "consume_msgs_per_sec",
         "consume_mib_per_sec",
+        "total_acked_messages",
+        "total_consumed_messages",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -276,6 +278,8 @@ pub fn csv_fields(r: &RunResult) -> Vec<String> {
         r.consumed.bytes.to_string(),
         format!("{:.1}", r.consumed.msgs_per_sec),
         format!("{:.3}", r.consumed.mib_per_sec),
+        r.total_acked_messages.to_string(),
+        r.total_consumed_messages.to_string(),
     ];
     f.extend(latency_fields(&r.produce_latency));
     f.extend(latency_fields(&r.end_to_end_latency));
@@ -412,7 +416,7 @@ mod tests {
         let mut a = result("corelog", 4, 100.0);
         a.spec.topic = "odd,topic \"name\"\nwith a line break".into();
         let b = result("kafka", 16, 50.0);
-        let text = csv_text(&[a.clone(), b]);
+        let text = csv_text(&[a.clone(), b.clone()]);
         let rows = parse_csv(&text);
         assert_eq!(rows.len(), 3, "{text}");
         let header = &rows[0];
@@ -423,6 +427,10 @@ mod tests {
         assert_eq!(rows[2][col("partitions")], "16");
         assert_eq!(rows[2][col("e2e_p999_us")], "20000");
         assert_eq!(rows[1][col("errors_total")], "3");
+        assert_eq!(
+            rows[2][col("total_acked_messages")],
+            b.total_acked_messages.to_string()
+        );
         assert_eq!(rows[1][col("errors")], "NOT_LEADER_OR_FOLLOWER=2;a,\"b\"=1");
         assert_eq!(rows[1][col("broker_cpu_secs_per_gib")], "1.250");
         // Column names are unique, so a script can address them by name.
