@@ -240,9 +240,19 @@ fn phase_spec(
                 }
                 (_, Some(rate)) => {
                     spec.target_rate = Some(rate);
-                    note = format!("rate {rate} msgs/s from --rate (no produce phase to halve)");
+                    note = format!(
+                        "rate {rate} msgs/s from --rate (no produce-phase throughput to halve)"
+                    );
                 }
-                _ => {
+                (Some(_), None) => {
+                    return Err(
+                        "skipped: the produce phase acknowledged nothing within its \
+                                window, so there is no rate to halve (give --rate, or a longer \
+                                --duration)"
+                            .into(),
+                    )
+                }
+                (None, None) => {
                     return Err(
                         "skipped: the latency phase runs at half the produce phase's \
                                 msgs/s, and that did not run or failed (or give --rate)"
@@ -1290,6 +1300,39 @@ mod tests {
         // No ratio where one side failed.
         let ratios = ratios(&rows, &targets());
         assert!(ratios.iter().all(|r| r.cell.partitions != 4));
+    }
+
+    #[test]
+    fn a_produce_window_with_no_acks_skips_only_the_latency_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut calls = Vec::new();
+        let rows = run_matrix_inner(
+            &base(),
+            &axes(&ALL_PHASES),
+            &targets()[..1],
+            dir.path(),
+            |spec, target, phase| {
+                calls.push(phase);
+                let mut r = fake_result(spec, target, phase);
+                if phase == Phase::Produce {
+                    // A stalled broker: every ack came after the window, in the drain.
+                    r.total_acked_messages = r.produced.messages;
+                    r.produced = Throughput::new(0, 0, WINDOW_SECS);
+                }
+                Ok(r)
+            },
+            |_, _| Ok(()),
+        )
+        .unwrap();
+        assert!(calls.iter().all(|p| *p != Phase::Latency));
+        let consume = rows.iter().find(|r| r.phase == Phase::Consume).unwrap();
+        assert!(consume.result.is_some(), "the backlog is still read");
+        let latency = rows.iter().find(|r| r.phase == Phase::Latency).unwrap();
+        assert!(latency
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("acknowledged nothing within its window"));
     }
 
     #[test]
