@@ -949,9 +949,24 @@ fn print_outputs(rows: &[MatrixRow], targets: &[Target]) {
     {
         println!("{} latency {}: {}", r.target, r.cell, r.note);
     }
+    let failed = rows.iter().filter(|r| r.result.is_none()).count();
+    if failed > 0 {
+        println!(
+            "{failed} of {} runs failed or were skipped (results.json has every row)",
+            rows.len()
+        );
+    }
     if targets.len() >= 2 {
         println!();
-        print!("{}", ratios_table(&ratios(rows, targets)));
+        let ratios = ratios(rows, targets);
+        if ratios.is_empty() {
+            println!(
+                "no ratios: no cell and phase where {} and another target both have results",
+                targets[0].name
+            );
+        } else {
+            print!("{}", ratios_table(&ratios));
+        }
     }
 }
 
