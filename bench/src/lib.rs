@@ -26,4 +26,5 @@ pub mod progress;
 pub mod report;
 pub mod result;
 pub mod spec;
+pub mod svg;
 pub mod workload;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
-use corelog_bench::matrix::{self, MatrixAxes, Target};
+use corelog_bench::matrix::{self, MatrixAxes, Phase, Target};
 use corelog_bench::spec::{
     parse_duration, Acks, Compression, ConsumeFrom, KeyDistribution, StopAfter, WorkloadSpec,
 };
@@ -163,6 +163,10 @@ struct AxesArgs {
     partitions_list: Vec<u32>,
     #[arg(long, value_delimiter = ',', default_value = "1024")]
     message_bytes_list: Vec<usize>,
+    /// Phases per cell: produce (max throughput), consume (catch-up read of what was produced),
+    /// latency (producers and consumers at half the produce phase's msgs/s).
+    #[arg(long, value_delimiter = ',', default_value = "produce,consume,latency")]
+    phases: Vec<Phase>,
 }
 
 impl WorkloadArgs {
@@ -216,6 +220,7 @@ impl AxesArgs {
             acks: self.acks_list.clone(),
             partitions: self.partitions_list.clone(),
             message_bytes: self.message_bytes_list.clone(),
+            phases: self.phases.clone(),
         }
     }
 }
@@ -283,8 +288,9 @@ fn main() -> Result<()> {
             no_progress,
         } => {
             let spec = args.to_spec()?;
-            let target =
+            let mut target =
                 Target::parse(&format!("broker={}", spec.bootstrap)).map_err(anyhow::Error::msg)?;
+            target.broker_pid = spec.broker_pid;
             matrix::run_matrix(&spec, &axes.to_axes(), &[target], &out, !no_progress)
         }
         Command::Compare {

@@ -355,7 +355,8 @@ impl Producer {
                     continue;
                 }
                 let lingered = now.saturating_sub(opened) >= linger_ns;
-                if !stopping && !(lingered && self.has_room(self.link_of[p], spec)) {
+                let sealable = stopping || (lingered && self.has_room(self.link_of[p], spec));
+                if !sealable {
                     break;
                 }
                 open_order.pop_front();

@@ -238,9 +238,18 @@ pub async fn init_producer_id(conn: &mut Conn) -> Result<(i64, i16)> {
         .with_transaction_timeout_ms(60_000)
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
-    let resp = conn.call(&req, INIT_PRODUCER_ID_VERSION).await?;
-    if let Some(err) = resp.error_code.err() {
-        bail!("InitProducerId: {err:?}");
+    // A broker that just started may still be loading its coordinator state: Kafka answers
+    // retriable errors (COORDINATOR_LOAD_IN_PROGRESS, ...) until it is ready, as its client
+    // retries.
+    let deadline = Instant::now() + TOPIC_READY_TIMEOUT;
+    loop {
+        let resp = conn.call(&req, INIT_PRODUCER_ID_VERSION).await?;
+        match resp.error_code.err() {
+            None => return Ok((resp.producer_id.0, resp.producer_epoch)),
+            Some(err) if err.is_retriable() && Instant::now() < deadline => {
+                corelog_engine::runtime::sleep(Duration::from_millis(100)).await;
+            }
+            Some(err) => bail!("InitProducerId: {err:?}"),
+        }
     }
-    Ok((resp.producer_id.0, resp.producer_epoch))
 }
