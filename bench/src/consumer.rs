@@ -178,6 +178,10 @@ async fn fetch_loop(
                         })
                         .collect(),
                 )]);
+        // Whether every producer had finished (all acknowledged) before this fetch was sent: only
+        // then do the high watermarks in its response cover everything produced.
+        let producers_finished_before_fetch =
+            control.stopping() && control.producers_done.load(Ordering::Acquire) >= spec.producers;
         let response = conn.call(&request, FETCH_VERSION).await?;
         let now = now_ns();
         if response.error_code != 0 {
@@ -260,9 +264,8 @@ async fn fetch_loop(
                 return Ok(stats);
             }
         } else if control.stopping() {
-            let producers_done = control.producers_done.load(Ordering::Acquire) >= spec.producers;
             let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN_TIMEOUT);
-            if (producers_done && caught_up) || Instant::now() > deadline {
+            if (producers_finished_before_fetch && caught_up) || Instant::now() > deadline {
                 return Ok(stats);
             }
         }

@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -67,6 +67,9 @@ pub struct Control {
     pub window_consumed: AtomicU64,
     /// A task failed; the orchestrator ends the run.
     pub failed: AtomicBool,
+    /// Records the producers may still generate in the window (`--messages`); unlimited
+    /// otherwise and during warm-up.
+    window_budget: AtomicI64,
 }
 
 impl Control {
@@ -83,6 +86,7 @@ impl Control {
             window_acked: AtomicU64::new(0),
             window_consumed: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            window_budget: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -90,6 +94,24 @@ impl Control {
         let now = now_ns();
         self.window_start_ns.store(now, Ordering::Release);
         now
+    }
+
+    /// Starts the window with a budget of `records` for all producers together.
+    pub fn start_window_with_budget(&self, records: u64) -> u64 {
+        self.window_budget.store(
+            i64::try_from(records).unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
+        self.start_window()
+    }
+
+    /// Takes one record from the window's budget; false once it is spent (the producer then
+    /// flushes and finishes). Always true before the window.
+    pub fn take_record(&self) -> bool {
+        if !self.window_started() {
+            return true;
+        }
+        self.window_budget.fetch_sub(1, Ordering::AcqRel) > 0
     }
 
     pub fn end_window(&self) -> u64 {

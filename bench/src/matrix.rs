@@ -192,6 +192,7 @@ fn phase_spec(
     base: &WorkloadSpec,
     phase: Phase,
     produced: Option<&RunResult>,
+    slowest_produce_msgs_per_sec: Option<f64>,
 ) -> Result<(WorkloadSpec, String), String> {
     let mut spec = cell_spec.clone();
     let mut note = String::new();
@@ -231,10 +232,12 @@ fn phase_spec(
             spec.stop_after = base.stop_after;
             match (produced, base.target_rate) {
                 (Some(r), _) if r.produced.msgs_per_sec > 0.0 => {
-                    let rate = half_rate(r.produced.msgs_per_sec);
+                    let slowest = slowest_produce_msgs_per_sec.unwrap_or(r.produced.msgs_per_sec);
+                    let rate = half_rate(slowest);
                     spec.target_rate = Some(rate);
                     note = format!(
-                        "rate {rate} msgs/s = half the {:.0} msgs/s this target's produce phase reached",
+                        "rate {rate} msgs/s = half the {slowest:.0} msgs/s of the slowest \
+                         target's produce phase in this cell (this one: {:.0})",
                         r.produced.msgs_per_sec
                     );
                 }
@@ -292,6 +295,10 @@ pub fn run_matrix(
     progress: bool,
 ) -> Result<()> {
     run_matrix_with(base, axes, targets, out, |spec, target, _phase| {
+        // Every run starts with a clean page cache: otherwise an fsync-bound run pays for the
+        // writeback of what the previous run (maybe another broker's) left dirty.
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
         crate::workload::run_with_progress(spec, &target.name, progress)
     })?;
     Ok(())
@@ -335,61 +342,129 @@ fn run_matrix_inner(
     let mut rows: Vec<MatrixRow> = Vec::with_capacity(total_runs);
     for (cell_index, cell) in cells.iter().enumerate() {
         // Rotate which target goes first, cell by cell.
-        for k in 0..targets.len() {
-            let target = &targets[(cell_index + k) % targets.len()];
-            let topic = topic_name(cell, target, &unique);
-            let spec = cell_spec(base, cell, target, &topic);
-            let mut produced: Option<RunResult> = None;
-            for &phase in &phases {
-                eprintln!(
-                    "[{}/{total_runs}] {} {phase}: {cell}",
-                    rows.len() + 1,
-                    target.name
-                );
-                let mut row = MatrixRow {
-                    target: target.name.clone(),
+        let order: Vec<&Target> = (0..targets.len())
+            .map(|k| &targets[(cell_index + k) % targets.len()])
+            .collect();
+        let specs: Vec<WorkloadSpec> = order
+            .iter()
+            .map(|t| cell_spec(base, cell, t, &topic_name(cell, t, &unique)))
+            .collect();
+        // Pass 1: produce and consume, target after target.
+        let mut produced: Vec<Option<RunResult>> = vec![None; order.len()];
+        for (i, target) in order.iter().enumerate() {
+            for &phase in phases.iter().filter(|&&p| p != Phase::Latency) {
+                let setup = phase_spec(&specs[i], base, phase, produced[i].as_ref(), None);
+                let row = run_phase(
+                    &mut runner,
+                    setup,
+                    target,
                     phase,
-                    cell: *cell,
-                    topic: topic.clone(),
-                    note: String::new(),
-                    result: None,
-                    error: None,
-                };
-                match phase_spec(&spec, base, phase, produced.as_ref()) {
-                    Err(why) => row.error = Some(why),
-                    Ok((phase_spec, note)) => {
-                        if !note.is_empty() {
-                            eprintln!("  {note}");
-                        }
-                        row.note = note;
-                        match runner(&phase_spec, target, phase) {
-                            Ok(mut r) => {
-                                if r.target.is_empty() {
-                                    r.target = target.name.clone();
-                                }
-                                if phase == Phase::Produce {
-                                    produced = Some(r.clone());
-                                }
-                                row.result = Some(r);
-                            }
-                            Err(e) => row.error = Some(format!("{e:#}")),
-                        }
-                    }
-                }
-                if let Some(e) = &row.error {
-                    eprintln!("  {} {phase} {cell} failed: {e}", target.name);
+                    cell,
+                    &specs[i],
+                    &rows,
+                    total_runs,
+                );
+                if phase == Phase::Produce {
+                    produced[i] = row.result.clone();
                 }
                 rows.push(row);
                 write_rows(out, &rows)?;
             }
-            if let Err(e) = delete_topic(target, &topic) {
-                eprintln!("warning: deleting topic {topic} on {}: {e:#}", target.name);
+        }
+        // Pass 2: latency, every target at the same rate (half of the slowest target's produce
+        // throughput in this cell), so that each broker carries the same load; at half of its
+        // own maximum a faster broker would be measured under a heavier load.
+        if phases.contains(&Phase::Latency) {
+            let slowest = produced
+                .iter()
+                .flatten()
+                .map(|r| r.produced.msgs_per_sec)
+                .filter(|&m| m > 0.0)
+                .reduce(f64::min);
+            for (i, target) in order.iter().enumerate() {
+                let setup = phase_spec(
+                    &specs[i],
+                    base,
+                    Phase::Latency,
+                    produced[i].as_ref(),
+                    slowest,
+                );
+                let row = run_phase(
+                    &mut runner,
+                    setup,
+                    target,
+                    Phase::Latency,
+                    cell,
+                    &specs[i],
+                    &rows,
+                    total_runs,
+                );
+                rows.push(row);
+                write_rows(out, &rows)?;
+            }
+        }
+        for (i, target) in order.iter().enumerate() {
+            if let Err(e) = delete_topic(target, &specs[i].topic) {
+                eprintln!(
+                    "warning: deleting topic {} on {}: {e:#}",
+                    specs[i].topic, target.name
+                );
             }
         }
     }
     write_outputs(out, &rows, targets, axes)?;
     print_outputs(&rows, targets);
     Ok(rows)
+}
+
+/// Runs one phase of one target in one cell (or records why it could not run).
+#[allow(clippy::too_many_arguments)]
+fn run_phase(
+    runner: &mut impl FnMut(&WorkloadSpec, &Target, Phase) -> Result<RunResult>,
+    setup: Result<(WorkloadSpec, String), String>,
+    target: &Target,
+    phase: Phase,
+    cell: &Cell,
+    spec: &WorkloadSpec,
+    rows_so_far: &[MatrixRow],
+    total_runs: usize,
+) -> MatrixRow {
+    eprintln!(
+        "[{}/{total_runs}] {} {phase}: {cell}",
+        rows_so_far.len() + 1,
+        target.name
+    );
+    let mut row = MatrixRow {
+        target: target.name.clone(),
+        phase,
+        cell: *cell,
+        topic: spec.topic.clone(),
+        note: String::new(),
+        result: None,
+        error: None,
+    };
+    match setup {
+        Err(why) => row.error = Some(why),
+        Ok((phase_spec, note)) => {
+            if !note.is_empty() {
+                eprintln!("  {note}");
+            }
+            row.note = note;
+            match runner(&phase_spec, target, phase) {
+                Ok(mut r) => {
+                    if r.target.is_empty() {
+                        r.target = target.name.clone();
+                    }
+                    row.result = Some(r);
+                }
+                Err(e) => row.error = Some(format!("{e:#}")),
+            }
+        }
+    }
+    if let Some(e) = &row.error {
+        eprintln!("  {} {phase} {cell} failed: {e}", target.name);
+    }
+    row
 }
 
 /// results.json and results.csv, rewritten after every run.
@@ -1127,9 +1202,17 @@ mod tests {
             let block = &calls[i * 6..(i + 1) * 6];
             let first = if i % 2 == 0 { "corelog" } else { "kafka" };
             let second = if i % 2 == 0 { "kafka" } else { "corelog" };
+            // Produce and consume target after target, then latency target after target.
+            let expected = [
+                (first, Phase::Produce),
+                (first, Phase::Consume),
+                (second, Phase::Produce),
+                (second, Phase::Consume),
+                (first, Phase::Latency),
+                (second, Phase::Latency),
+            ];
             for (j, call) in block.iter().enumerate() {
-                assert_eq!(call.target, if j < 3 { first } else { second }, "cell {i}");
-                assert_eq!(call.phase, ALL_PHASES[j % 3]);
+                assert_eq!((call.target.as_str(), call.phase), expected[j], "cell {i}");
                 assert_eq!(call.spec.partitions, cell.partitions);
                 assert_eq!(call.spec.acks, cell.acks);
                 assert_eq!(call.spec.message_bytes, cell.message_bytes);
@@ -1157,10 +1240,13 @@ mod tests {
                 );
                 assert_eq!((c.producers, c.consumers), (0, 3));
                 assert_eq!(c.consume_from, ConsumeFrom::Earliest);
-                // Latency: both sides, from latest, at half this target's produce msgs/s.
+                // Latency: both sides, from latest, at half the slower target's produce msgs/s
+                // (the fake kafka is the slower one), the same rate for both.
                 assert_eq!((l.producers, l.consumers), (2, 3));
                 assert_eq!(l.consume_from, ConsumeFrom::Latest);
-                assert_eq!(l.target_rate, Some(half_rate(produced.msgs_per_sec)));
+                let kafka_produced = fake_result(p, &targets()[1], Phase::Produce).produced;
+                assert!(kafka_produced.msgs_per_sec <= produced.msgs_per_sec);
+                assert_eq!(l.target_rate, Some(half_rate(kafka_produced.msgs_per_sec)));
                 assert_eq!(l.stop_after, base().stop_after);
                 // Configs: the base's, then the target's own.
                 let mut configs = base().topic_configs;
@@ -1175,7 +1261,7 @@ mod tests {
                 assert_eq!(p.topic_configs, configs);
             }
         }
-        // Rates differ by target: kafka's latency rate is half of kafka's, not corelog's.
+        // Both targets carry the same load in the latency phase.
         let rate = |t: &str| {
             calls
                 .iter()
@@ -1183,7 +1269,7 @@ mod tests {
                 .and_then(|c| c.spec.target_rate)
                 .unwrap()
         };
-        assert_eq!(rate("corelog"), 2 * rate("kafka"));
+        assert_eq!(rate("corelog"), rate("kafka"));
         assert_eq!(deleted.len(), 12);
         let mut topics: Vec<&String> = deleted.iter().map(|d| &d.1).collect();
         topics.sort();

@@ -267,11 +267,13 @@ impl Producer {
         let mut next_intended = now_ns() as f64;
         let value_len = spec.message_bytes;
 
+        // The window's --messages budget is spent: flush and finish.
+        let mut budget_spent = false;
         loop {
             if let Some(e) = self.shared.failure.borrow_mut().take() {
                 return Err(e);
             }
-            let stopping = control.stopping();
+            let stopping = control.stopping() || budget_spent;
             let now = now_ns();
             let timestamp_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -285,11 +287,15 @@ impl Producer {
                     if self.shared.buffered_bytes.get() >= BUFFER_MEMORY_BYTES {
                         break;
                     }
+                    if interval_ns.is_some_and(|_| next_intended > now as f64) {
+                        break;
+                    }
+                    if !control.take_record() {
+                        budget_spent = true;
+                        break;
+                    }
                     let intended = match interval_ns {
                         Some(interval) => {
-                            if next_intended > now as f64 {
-                                break;
-                            }
                             let t = next_intended as u64;
                             next_intended += interval;
                             t

@@ -234,7 +234,11 @@ fn measure(
     let self_pid = std::process::id();
     let broker_before = broker_pid.and_then(cpu::process_cpu_secs);
     let generator_before = cpu::process_cpu_secs(self_pid).unwrap_or(0.0);
-    let start_ns = control.start_window();
+    let start_ns = match spec.stop_after {
+        // Producers generate exactly this many records in the window, then flush.
+        StopAfter::Messages(n) if spec.producers > 0 => control.start_window_with_budget(n),
+        _ => control.start_window(),
+    };
     control.live.set_phase(Phase::Measuring);
     let started = Instant::now();
     loop {
@@ -244,8 +248,8 @@ fn measure(
         }
         let done = match spec.stop_after {
             StopAfter::Duration(d) => started.elapsed() >= d,
-            StopAfter::Messages(n) if spec.producers > 0 => {
-                control.window_acked.load(Ordering::Relaxed) >= n
+            StopAfter::Messages(_) if spec.producers > 0 => {
+                control.producers_done.load(Ordering::Acquire) >= spec.producers
             }
             StopAfter::Messages(n) => control.window_consumed.load(Ordering::Relaxed) >= n,
         };
