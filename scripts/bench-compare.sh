@@ -28,7 +28,7 @@
 #   baseline   scripts/baseline.sh: fio + iperf3 loopback         -> DIR/baseline.json
 #   matrix     corelog-bench compare over acks x partitions, 1 KiB, its three phases per cell
 #              (produce at max rate; consume: catch-up read of it; latency: producers + consumers
-#              at half of that target's own max)                  -> DIR/matrix/
+#              at half of the slower target's max, the same rate)-> DIR/matrix/
 #   durable    acks=all produce, Kafka's topics with flush.messages=1 (fsync before ack, like
 #              corelog's acks=all)                                -> DIR/durable/
 #   latency    acks=1, 16 partitions, both brokers at the SAME fixed rate (latency from each
@@ -245,7 +245,7 @@ fi
 if has_step latency; then
   if [[ -z "$RATE" ]]; then
     # Half of the slower broker's maximum, so that neither is saturated and both carry the same
-    # load (the matrix's own latency phase runs each broker at half of its own maximum).
+    # load (the matrix's latency phase does the same in each of its cells).
     RATE="$(python3 "$ROOT/scripts/bench-summary.py" half-rate "$OUT/matrix" "$XC_PARTITIONS")" ||
       die "--rate not given and no acks=1, $XC_PARTITIONS-partition matrix cell in $OUT/matrix"
   fi

@@ -331,7 +331,7 @@ def cmd_summary(out):
         "produce", ("broker_cpu", "cpu_secs_per_gib"), digits=2)
     row(f"produce p99 latency µs at max rate, acks=1, {hp} partitions", matrix, "1", hp,
         "produce", ("produce_latency", "p99_us"), digits=0)
-    row(f"end-to-end p99.9 µs at half its own max rate, acks=1, {hp} partitions", matrix, "1",
+    row(f"end-to-end p99.9 µs at half the slower broker's max rate, acks=1, {hp} partitions", matrix, "1",
         hp, "latency", ("end_to_end_latency", "p999_us"), digits=0)
     row(f"end-to-end p99.9 µs at the same fixed rate (latency step), acks=1, {hp} partitions",
         latency, "1", hp, "latency", ("end_to_end_latency", "p999_us"), digits=0)

@@ -4,8 +4,9 @@
 //! - produce: as fast as possible, no consumers: the broker's produce throughput;
 //! - consume: consumers alone read back, from the earliest offset, what the produce phase wrote:
 //!   catch-up read throughput;
-//! - latency: producers and consumers together at half the msgs/s this target's produce phase
-//!   reached: produce-ack and end-to-end latency below saturation.
+//! - latency: producers and consumers together, every target at the same rate: half the msgs/s
+//!   of the slowest target's produce phase in the cell (produce-ack and end-to-end latency below
+//!   saturation, under equal load).
 //!
 //! Within a cell the targets run one after the other, and the target that goes first rotates from
 //! cell to cell, so that slow drift of a noisy machine (page cache filling, thermal throttling,
