@@ -7,3 +7,6 @@ bash scripts/install-tools.sh
 # Kafka Java client, confluent-kafka. Its tests fail, never skip, when one is missing.
 bash scripts/install-interop.sh --quiet
 cargo test --workspace --release
+# The benchmark summary's parser (scripts/bench-summary.py): Kafka perf-test output lines and
+# matrix rows, checked against known inputs.
+python3 scripts/bench-summary.py selftest
