@@ -90,6 +90,11 @@ pub struct RunResult {
     pub broker_cpu: Option<CpuUse>,
     /// The generator itself: shows whether it, rather than the broker, was the limit.
     pub generator_cpu: CpuUse,
+    /// Every record acknowledged (acks=0: sent) in the whole run, warm-up and drain included:
+    /// what the topic must hold afterwards.
+    pub total_acked_messages: u64,
+    /// Every record consumed in the whole run.
+    pub total_consumed_messages: u64,
     /// Produce errors returned by the broker (a Kafka error code per partition), by name.
     pub errors: Vec<(String, u64)>,
 }
