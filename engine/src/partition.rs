@@ -159,15 +159,19 @@ impl Partition {
             .log
             .borrow_mut()
             .plan_append(&mut record_set, now_ms())?;
-        let written = write_inline(plan.file.raw_fd(), &[&record_set], plan.position);
+        let (written, _) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
         self.finish_append(plan, written, ack).await
     }
 
-    /// Appends one client batch that the caller validated ([`ValidatedBatch::client`]): the
-    /// batch is neither copied nor checksummed again; its base offset is written from a
-    /// separate 8-byte buffer (the CRC does not cover it). Under LogAppendTime the broker
-    /// rewrites the timestamps and the CRC, so the batch is copied and goes through
-    /// [`Partition::append`].
+    /// Appends one client batch that the caller validated ([`ValidatedBatch::client`]): its
+    /// CRC is not computed a second time. The bytes are copied once into the buffer the ring
+    /// writes from, with the assigned base offset (not CRC-covered) set there. Under
+    /// LogAppendTime the broker rewrites the timestamps and the CRC: [`Partition::append`].
+    ///
+    /// The write stays on the ring (an io-wq worker on ext4, which has no async buffered
+    /// writes) rather than a `pwrite` on the shard: writing inline saved ~25% of the broker's
+    /// CPU per MiB but lost throughput whenever writeback throttled the shard (measured in
+    /// the commit that reverted it).
     pub async fn append_client_batch<B: AsRef<[u8]>>(
         self: &Rc<Self>,
         batch: ValidatedBatch<B>,
@@ -180,13 +184,9 @@ impl Partition {
             .log
             .borrow_mut()
             .plan_validated(batch.header(), now_ms())?;
-        let base_offset = plan.info.base_offset.to_be_bytes();
-        let bytes = batch.bytes();
-        let written = write_inline(
-            plan.file.raw_fd(),
-            &[&base_offset, &bytes[BASE_OFFSET_BYTES..]],
-            plan.position,
-        );
+        let mut record_set = batch.bytes().to_vec();
+        record_set[..BASE_OFFSET_BYTES].copy_from_slice(&plan.info.base_offset.to_be_bytes());
+        let (written, _) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
         self.finish_append(plan, written, ack).await
     }
 
@@ -475,65 +475,3 @@ impl HeaderScanner {
 
 /// Bytes of a batch's `baseOffset` field, at its start.
 const BASE_OFFSET_BYTES: usize = 8;
-/// Most slices one [`write_inline`] call takes (a base offset and the rest of a batch).
-const MAX_WRITE_PARTS: usize = 2;
-
-/// Writes `parts` back to back at `pos` with `pwritev` on the calling (shard) thread.
-///
-/// Why not through the ring: ext4 (like most filesystems but XFS and btrfs) cannot do a
-/// buffered write without possibly blocking, so io_uring hands every such write to an io-wq
-/// worker thread: a wakeup, a context switch and a cross-thread completion per append, on top
-/// of the copy into the page cache that happens either way. Profiled under produce load
-/// (16 partitions, 1 KiB records), the workers held ~40% of the broker's CPU. A buffered write
-/// only copies into the page cache; when writeback falls behind, the kernel's dirty throttling
-/// slows this shard down, which is the backpressure a producer should see anyway.
-fn write_inline(fd: std::os::fd::RawFd, parts: &[&[u8]], pos: u64) -> io::Result<()> {
-    assert!(
-        parts.len() <= MAX_WRITE_PARTS,
-        "too many parts for one write"
-    );
-    let mut skip = 0usize; // bytes of `parts` already written
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    while skip < total {
-        let empty = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
-        let mut iov = [empty; MAX_WRITE_PARTS];
-        let mut count = 0usize;
-        let mut left = skip;
-        for part in parts {
-            if left >= part.len() {
-                left -= part.len();
-                continue;
-            }
-            let rest = &part[left..];
-            left = 0;
-            iov[count] = libc::iovec {
-                iov_base: rest.as_ptr() as *mut libc::c_void,
-                iov_len: rest.len(),
-            };
-            count += 1;
-        }
-        let offset = libc::off_t::try_from(pos + skip as u64)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset overflow"))?;
-        // SAFETY: every iovec points into a slice of `parts`, borrowed for this call, and the
-        // kernel only reads from them; `count` entries of `iov` are filled in.
-        let n = unsafe { libc::pwritev(fd, iov.as_ptr(), count as libc::c_int, offset) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "write returned 0 bytes",
-            ));
-        }
-        skip += n as usize;
-    }
-    Ok(())
-}
