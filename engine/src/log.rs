@@ -356,7 +356,43 @@ impl PartitionLog {
             return Err(AppendError::LogFailed);
         }
         let headers = batch::validate_record_set(record_set).map_err(AppendError::InvalidBatch)?;
-        let bytes = record_set.len();
+        self.plan_headers(&headers, Some(record_set), now_ms)
+    }
+
+    /// Whether [`PartitionLog::plan_validated`] may place a batch as received: the broker
+    /// rewrites nothing but the base offset (no LogAppendTime).
+    pub fn places_batches_unchanged(&self) -> bool {
+        self.config.timestamp_type == TimestampType::CreateTime
+    }
+
+    /// [`PartitionLog::plan_append`] for one batch that is already validated and is written as
+    /// it is except for its base offset, which the caller writes as
+    /// `PlannedWrite::info.base_offset` (the CRC does not cover it). Only when
+    /// [`PartitionLog::places_batches_unchanged`].
+    pub fn plan_validated(
+        &mut self,
+        header: &BatchHeader,
+        now_ms: i64,
+    ) -> Result<PlannedWrite, AppendError> {
+        if self.failed {
+            return Err(AppendError::LogFailed);
+        }
+        assert!(
+            self.places_batches_unchanged(),
+            "plan_validated cannot rewrite timestamps"
+        );
+        self.plan_headers(std::slice::from_ref(header), None, now_ms)
+    }
+
+    /// Assigns offsets to validated `headers` (the batches of `record_set`, when given, whose
+    /// header fields are rewritten in place), rolls the segment if needed and reserves the bytes.
+    fn plan_headers(
+        &mut self,
+        headers: &[BatchHeader],
+        mut record_set: Option<&mut [u8]>,
+        now_ms: i64,
+    ) -> Result<PlannedWrite, AppendError> {
+        let bytes: usize = headers.iter().map(BatchHeader::total_bytes).sum();
         if bytes > self.config.segment_bytes as usize {
             return Err(AppendError::BatchLargerThanSegment {
                 bytes,
@@ -377,14 +413,22 @@ impl PartitionLog {
         let position = active.size;
         let mut at = 0usize;
         let mut offset = base_offset;
-        for header in &headers {
+        for header in headers {
             let total = header.total_bytes();
-            let slice = &mut record_set[at..at + total];
-            batch::set_base_offset(slice, offset).expect("validated batch");
-            if let Some(ts) = log_append_time {
-                batch::set_log_append_time(slice, ts).expect("validated batch");
-            }
-            let placed = BatchHeader::parse(slice).expect("validated batch re-parses");
+            let placed = match record_set.as_deref_mut() {
+                Some(record_set) => {
+                    let slice = &mut record_set[at..at + total];
+                    batch::set_base_offset(slice, offset).expect("validated batch");
+                    if let Some(ts) = log_append_time {
+                        batch::set_log_append_time(slice, ts).expect("validated batch");
+                    }
+                    BatchHeader::parse(slice).expect("validated batch re-parses")
+                }
+                None => BatchHeader {
+                    base_offset: offset,
+                    ..*header
+                },
+            };
             active.place_batch(
                 &placed,
                 position + at as u32,

@@ -12,9 +12,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::batch::{BatchHeader, ValidatedBatch, BATCH_HEADER_BYTES};
 use crate::flush::{Flusher, Notify};
-use crate::log::{AppendError, AppendInfo, FileRange, LogConfig, PartitionLog, RecoveryReport};
+use crate::log::{
+    AppendError, AppendInfo, FileRange, LogConfig, PartitionLog, PlannedWrite, RecoveryReport,
+};
 use crate::runtime::ops;
 use crate::segment::LogFile;
 
@@ -157,15 +159,50 @@ impl Partition {
             .log
             .borrow_mut()
             .plan_append(&mut record_set, now_ms())?;
-        let expected = record_set.len();
-        let (result, _record_set) =
-            ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
-        if let Err(e) = result {
+        let (written, _) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
+        self.finish_append(plan, written, ack).await
+    }
+
+    /// Appends one client batch that the caller validated ([`ValidatedBatch::client`]): its
+    /// CRC is not computed a second time. The bytes are copied once into the buffer the ring
+    /// writes from, with the assigned base offset (not CRC-covered) set there. Under
+    /// LogAppendTime the broker rewrites the timestamps and the CRC: [`Partition::append`].
+    ///
+    /// The write stays on the ring (an io-wq worker on ext4, which has no async buffered
+    /// writes) rather than a `pwrite` on the shard: writing inline saved ~25% of the broker's
+    /// CPU per MiB but lost throughput whenever writeback throttled the shard (measured in
+    /// the commit that reverted it).
+    pub async fn append_client_batch<B: AsRef<[u8]>>(
+        self: &Rc<Self>,
+        batch: ValidatedBatch<B>,
+        ack: AckPoint,
+    ) -> Result<AppendInfo, AppendError> {
+        if !self.log.borrow().places_batches_unchanged() {
+            return self.append(batch.bytes().to_vec(), ack).await;
+        }
+        let plan = self
+            .log
+            .borrow_mut()
+            .plan_validated(batch.header(), now_ms())?;
+        let mut record_set = batch.bytes().to_vec();
+        record_set[..BASE_OFFSET_BYTES].copy_from_slice(&plan.info.base_offset.to_be_bytes());
+        let (written, _) = ops::write_all_at(plan.file.raw_fd(), record_set, plan.position).await;
+        self.finish_append(plan, written, ack).await
+    }
+
+    /// Completes a planned append once its write returned: advances the written mark, wakes
+    /// readers, schedules the flush and waits for `ack`.
+    async fn finish_append(
+        self: &Rc<Self>,
+        plan: PlannedWrite,
+        written: io::Result<()>,
+        ack: AckPoint,
+    ) -> Result<AppendInfo, AppendError> {
+        if let Err(e) = written {
             self.log.borrow_mut().fail();
             self.written.notify_all();
             return Err(AppendError::Io(e));
         }
-        debug_assert_eq!(_record_set.len(), expected);
         let flush_now = {
             let mut log = self.log.borrow_mut();
             log.complete_write(plan.ticket, Instant::now());
@@ -435,3 +472,6 @@ impl HeaderScanner {
         Ok(header)
     }
 }
+
+/// Bytes of a batch's `baseOffset` field, at its start.
+const BASE_OFFSET_BYTES: usize = 8;

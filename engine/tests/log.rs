@@ -708,3 +708,79 @@ fn delete_records_moves_the_log_start_and_removes_whole_segments_below_it() {
     });
     drop(stored);
 }
+
+/// The no-copy path for validated client batches writes the same bytes as the copying path:
+/// the batch as received with its assigned base offset, interleaved with ordinary appends,
+/// durable when asked, and still rewritten (copied) under LogAppendTime.
+#[test]
+fn validated_client_batches_are_stored_like_copied_ones() {
+    use corelog_engine::batch::{ClientBatchError, ValidatedBatch};
+    let dir = tempfile::tempdir().unwrap();
+    runtime::block_on(async {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (p, _) = storage.open_partition("t", 0, small_segments()).unwrap();
+        let mut expected = Vec::new();
+        for seed in 0..40u64 {
+            let batch = make_batch(seed, 1 + (seed % 4) as usize, 30 + (seed % 300) as usize);
+            let ack = if seed % 7 == 0 {
+                AckPoint::Durable
+            } else {
+                AckPoint::Written
+            };
+            let info = if seed % 3 == 0 {
+                p.append(batch.clone(), ack).await.unwrap()
+            } else {
+                let validated = ValidatedBatch::client(batch.clone()).unwrap();
+                p.append_client_batch(validated, ack).await.unwrap()
+            };
+            if ack == AckPoint::Durable {
+                assert!(p.log().durable_offset() > info.last_offset);
+            }
+            expected.push(at_offset(batch, info.base_offset));
+        }
+        // Segments rolled on the way (8 KiB): read every segment from the start.
+        let mut got = Vec::new();
+        let mut offset = 0;
+        while let Some(range) = p.read(offset, u32::MAX, true).await.unwrap().range {
+            let bytes = read_range(&range);
+            offset = batches(&bytes).last().unwrap().last_offset() + 1;
+            got.extend_from_slice(&bytes);
+        }
+        assert_eq!(got, expected.concat());
+        assert!(
+            p.log().segments().len() > 1,
+            "the test should cross segment rolls"
+        );
+
+        // A valid batch followed by anything is not one batch; a bad CRC is invalid.
+        let mut two = make_batch(1, 1, 10);
+        two.extend_from_slice(&make_batch(2, 1, 10));
+        assert!(matches!(
+            ValidatedBatch::client(two),
+            Err(ClientBatchError::NotExactlyOneBatch)
+        ));
+        let mut corrupt = make_batch(3, 2, 10);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert!(matches!(
+            ValidatedBatch::client(corrupt),
+            Err(ClientBatchError::Invalid(_))
+        ));
+
+        // Under LogAppendTime the broker's timestamp and a fresh CRC are stored.
+        let config = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        };
+        let (q, _) = storage.open_partition("t", 1, config).unwrap();
+        let batch = ValidatedBatch::client(make_batch(0, 3, 10)).unwrap();
+        let info = q
+            .append_client_batch(batch, AckPoint::Written)
+            .await
+            .unwrap();
+        let ts = info.log_append_time.expect("LogAppendTime reported");
+        let range = q.read(0, u32::MAX, true).await.unwrap().range.unwrap();
+        let h = validate_batch(&read_range(&range)).expect("CRC recomputed");
+        assert_eq!(h.max_timestamp, ts);
+    });
+}

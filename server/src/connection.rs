@@ -18,7 +18,7 @@ use corelog_engine::runtime::ops::{self, Pipe};
 use crate::broker::shard;
 use crate::handlers::{self, Part, Reply, Request};
 
-/// Bytes read from the socket per receive.
+/// Bytes of buffer space offered to the socket per receive, at least.
 const RECV_BUFFER_BYTES: usize = 64 * 1024;
 /// Smallest valid request: api key, api version, correlation id (2 + 2 + 4 bytes).
 const MIN_REQUEST_BYTES: usize = 8;
@@ -47,7 +47,6 @@ impl std::fmt::Display for CloseReason {
 
 struct FrameReader {
     fd: RawFd,
-    recv_buf: Vec<u8>,
     pending: BytesMut,
 }
 
@@ -69,16 +68,47 @@ impl FrameReader {
     }
 
     /// Reads until `want` bytes are pending; false if the peer closed first.
+    ///
+    /// Bytes are received straight into `pending`, the buffer the frames are split from (and
+    /// whose record batches the log writes from), so request bytes are never copied in user
+    /// space. The socket is read without blocking while it has data and waited on with a
+    /// ring poll when it has none.
     async fn fill(&mut self, want: usize) -> Result<bool, CloseReason> {
         while self.pending.len() < want {
-            let buf = std::mem::take(&mut self.recv_buf);
-            let (result, buf) = ops::recv(self.fd, buf).await;
-            self.recv_buf = buf;
-            let n = result.map_err(CloseReason::Io)?;
+            // At least the rest of the wanted frame, so that a large frame lands in one block.
+            self.pending
+                .reserve((want - self.pending.len()).max(RECV_BUFFER_BYTES));
+            let spare = self.pending.spare_capacity_mut();
+            // SAFETY: `spare` is the BytesMut's own writable, unused capacity (valid for
+            // `spare.len()` bytes); the kernel writes at most that many bytes into it and reads
+            // nothing from it.
+            let n = unsafe {
+                libc::recv(
+                    self.fd,
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::WouldBlock => {
+                        ops::poll(self.fd, libc::POLLIN as u32)
+                            .await
+                            .map_err(CloseReason::Io)?;
+                    }
+                    std::io::ErrorKind::Interrupted => {}
+                    _ => return Err(CloseReason::Io(e)),
+                }
+                continue;
+            }
             if n == 0 {
                 return Ok(false);
             }
-            self.pending.extend_from_slice(&self.recv_buf[..n]);
+            // SAFETY: recv initialized the first `n` bytes of the spare capacity
+            // (n <= spare.len()).
+            unsafe { self.pending.set_len(self.pending.len() + n as usize) };
         }
         Ok(true)
     }
@@ -103,7 +133,6 @@ pub async fn serve(conn: OwnedFd) {
     let max_frame_bytes = shard().broker.config.socket_request_max_bytes as usize;
     let mut reader = FrameReader {
         fd,
-        recv_buf: vec![0; RECV_BUFFER_BYTES],
         pending: BytesMut::new(),
     };
     let mut pipe: Option<Pipe> = None;

@@ -327,6 +327,49 @@ pub fn validate_client_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// Why [`ValidatedBatch::client`] refused a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientBatchError {
+    /// The batch itself is invalid ([`validate_client_batch`]).
+    Invalid(BatchError),
+    /// The buffer holds a valid batch followed by more bytes: a Produce request (v3+) must carry
+    /// exactly one batch per partition.
+    NotExactlyOneBatch,
+}
+
+/// One client batch that passed [`validate_client_batch`] and fills its buffer exactly.
+///
+/// The bytes sit behind `B` (a `Vec`, `Bytes`, ...) and are only ever read through
+/// `AsRef<[u8]>`, so what was checked is what gets appended: the engine's
+/// [`Partition::append_client_batch`](crate::partition::Partition::append_client_batch) writes
+/// them without copying them or computing their CRC a second time.
+#[derive(Debug)]
+pub struct ValidatedBatch<B> {
+    bytes: B,
+    header: BatchHeader,
+}
+
+impl<B: AsRef<[u8]>> ValidatedBatch<B> {
+    /// Validates `bytes` as exactly one batch from a client (header, CRC, client rules).
+    pub fn client(bytes: B) -> Result<Self, ClientBatchError> {
+        let header = validate_client_batch(bytes.as_ref()).map_err(ClientBatchError::Invalid)?;
+        if header.total_bytes() != bytes.as_ref().len() {
+            return Err(ClientBatchError::NotExactlyOneBatch);
+        }
+        Ok(ValidatedBatch { bytes, header })
+    }
+
+    /// The batch's header as received (base offset 0).
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes as received.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+}
+
 /// Validates a record set: one or more batches back to back that fill `buf` exactly. A
 /// trailing partial batch is [`BatchError::Truncated`]; an empty `buf` is
 /// [`BatchError::EmptyRecordSet`]. Returns the headers in order.

@@ -29,7 +29,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use corelog_engine::batch::{validate_client_batch, TimestampType};
+use corelog_engine::batch::{ClientBatchError, TimestampType, ValidatedBatch};
 use corelog_engine::log::AppendError;
 use corelog_engine::partition::{now_ms, AckPoint};
 use corelog_engine::runtime::{self, JoinHandle};
@@ -252,13 +252,16 @@ async fn append_partition(
             ),
         );
     }
-    let header = match validate_client_batch(&records) {
-        Ok(h) => h,
-        Err(e) => return Outcome::error(e.kafka_error_code(), e.to_string()),
+    let batch = match ValidatedBatch::client(records) {
+        Ok(b) => b,
+        Err(ClientBatchError::Invalid(e)) => {
+            return Outcome::error(e.kafka_error_code(), e.to_string())
+        }
+        Err(ClientBatchError::NotExactlyOneBatch) => {
+            return Outcome::error(error::INVALID_RECORD, one_batch)
+        }
     };
-    if header.total_bytes() != records.len() {
-        return Outcome::error(error::INVALID_RECORD, one_batch);
-    }
+    let header = *batch.header();
     if limits.create_time {
         let now = now_ms();
         let earliest = limits
@@ -331,7 +334,7 @@ async fn append_partition(
         recorded = Some((pid, base_offset));
     }
 
-    match log.append(records.to_vec(), limits.ack).await {
+    match log.append_client_batch(batch, limits.ack).await {
         Ok(info) => {
             if let (Some((pid, predicted)), Some(producers)) = (recorded, &producers) {
                 debug_assert_eq!(predicted, info.base_offset, "predicted base offset");

@@ -114,6 +114,33 @@ impl Pipe {
     }
 }
 
+/// `splice(2)` on the calling thread from pipe `fd_in` to `fd_out` (neither with an offset),
+/// counted in [`SPLICED_BYTES`] like a ring splice; EINTR is retried.
+fn splice_now(fd_in: RawFd, fd_out: RawFd, len: usize, flags: u32) -> io::Result<usize> {
+    loop {
+        // SAFETY: no offsets are passed (null pointers: pipe and socket positions are
+        // implicit); the call reads and writes no memory of ours.
+        let n = unsafe {
+            libc::splice(
+                fd_in,
+                std::ptr::null_mut(),
+                fd_out,
+                std::ptr::null_mut(),
+                len,
+                flags,
+            )
+        };
+        if n >= 0 {
+            SPLICED_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// `splice(2)` through the ring: moves up to `len` bytes from `fd_in` to `fd_out`, one of which
 /// must be a pipe. An offset of `None` uses (and, for files, advances) the file position; a pipe
 /// takes `None`. `flags` are `SPLICE_F_*`. Returns the count moved (0 = end of input).
@@ -257,8 +284,12 @@ async fn transfer(
             }
             continue;
         }
-        let chunk = in_pipe.min(MAX_OP_BYTES) as u32;
-        match splice(pipe.read_fd(), None, socket, None, chunk, flags).await {
+        let chunk = in_pipe.min(MAX_OP_BYTES);
+        // Pipe to socket inline, not through the ring: io_uring always hands a splice to an
+        // io-wq worker, and this half never blocks (a non-blocking socket and
+        // SPLICE_F_NONBLOCK: a full socket is EAGAIN, then a ring poll). The file-to-pipe
+        // half above stays on the ring because reading a cold page cache would block.
+        match splice_now(pipe.read_fd(), socket, chunk, flags) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
