@@ -254,17 +254,6 @@ def half_rate(matrix_dir, partitions):
     return max(1, int(min(rates) / 2))
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def cmd_summary(out):
     b = load_json(os.path.join(out, "baseline.json")) or {}
     iperf_gbit = b.get("iperf3_loopback_gbit_s")
@@ -278,7 +267,8 @@ def cmd_summary(out):
     p.append("# corelog vs Kafka: summary\n")
     p.append(f"Results folder: `{out}`\n")
     p.append("## Machine\n")
-    p.append(f"- CPUs: {os.cpu_count()} ({cpu_model()})")
+    # The machine as scripts/baseline.sh recorded it (this host's view when there is no baseline).
+    p.append(f"- CPUs: {b.get('cpus', os.cpu_count())} ({b.get('cpu_model', 'CPU model unknown')})")
     p.append(f"- kernel: {platform.release()}")
     for name, label in (("commit.txt", "corelog commit"), ("loadavg-start.txt", "load average at start"),
                         ("loadavg-end.txt", "load average at end")):

@@ -36,7 +36,7 @@ use crate::client::{resolve, FrameReader};
 const AUTO_CREATE_PARTITIONS: i32 = 16;
 const LISTEN_BACKLOG: i32 = 1024;
 /// The API versions the sink answers (all within what Kafka 4.x clients pick).
-const SUPPORTED: [(ApiKey, i16, i16); 8] = [
+const SUPPORTED: [(ApiKey, i16, i16); 7] = [
     (ApiKey::Produce, 3, 9),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
@@ -44,7 +44,6 @@ const SUPPORTED: [(ApiKey, i16, i16); 8] = [
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
-    (ApiKey::FindCoordinator, 0, 0),
 ];
 
 /// Topics known to the sink: name → partition count. Touched only by admin requests.

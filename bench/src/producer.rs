@@ -32,7 +32,7 @@ use crate::client::{decode_response, send_frame, Conn, FrameReader};
 use crate::control::{instant_at, new_histogram, now_ns, record_latency, Control, Signal};
 use crate::keys::{key_bytes, partition_for_key, KeyPicker, Payload, Rng};
 use crate::live::LiveCounters;
-use crate::spec::{Acks, WorkloadSpec};
+use crate::spec::{Acks, StopAfter, WorkloadSpec};
 
 /// Produce v9: flexible, topic names; spoken by Kafka 2.8+ and corelog.
 const PRODUCE_VERSION: i16 = 9;
@@ -267,6 +267,9 @@ impl Producer {
         let mut next_intended = now_ns() as f64;
         let value_len = spec.message_bytes;
 
+        // With --messages the window has a shared budget of records; only then is the shared
+        // counter touched (an atomic per record across producer threads otherwise).
+        let budgeted = matches!(spec.stop_after, StopAfter::Messages(_));
         // The window's --messages budget is spent: flush and finish.
         let mut budget_spent = false;
         loop {
@@ -290,7 +293,7 @@ impl Producer {
                     if interval_ns.is_some_and(|_| next_intended > now as f64) {
                         break;
                     }
-                    if !control.take_record() {
+                    if budgeted && !control.take_record() {
                         budget_spent = true;
                         break;
                     }
