@@ -19,6 +19,7 @@
 //!   corrupt tail and rebuilds missing or damaged indexes; corrupt data is never served.
 
 pub mod batch;
+pub mod cleaner;
 pub mod flush;
 pub mod index;
 pub mod log;

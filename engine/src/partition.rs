@@ -146,6 +146,19 @@ impl Partition {
         self.log.borrow_mut().delete_records_before(offset)
     }
 
+    /// Compaction, step 1 (on this shard): the cleaning job this partition is due for, if any.
+    pub fn plan_cleaning(&self, now_ms: i64) -> Option<crate::cleaner::CleaningJob> {
+        self.log.borrow().plan_cleaning(now_ms)
+    }
+
+    /// Compaction, step 3 (on this shard): installs what the cleaner thread produced.
+    pub fn install_cleaned(
+        &self,
+        cleaned: crate::cleaner::CleanedSegments,
+    ) -> io::Result<crate::cleaner::CleaningReport> {
+        self.log.borrow_mut().install_cleaned(cleaned)
+    }
+
     /// Appends a record set (one or more v2 batches, validated here) and answers once it has
     /// reached `ack`. Offsets are assigned in call order; writes are issued at once, so many
     /// appends are in flight together and a durable ack shares its fdatasync with every other

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use corelog_engine::log::LogConfig;
+use corelog_engine::log::{CleanupPolicy, LogConfig};
 use corelog_engine::partition::Partition;
 use corelog_engine::runtime::{self, ops, shard_for, ShardConfig, ShardRouter, ShardSet};
 use corelog_engine::storage::ShardStorage;
@@ -98,6 +98,44 @@ pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>
     }
     if let Some(v) = configs.get("flush.ms").and_then(|v| never(v)) {
         c.flush_ms = v;
+    }
+    // Retention and compaction: Kafka's -1 (and Long.MAX_VALUE) mean unlimited.
+    let unlimited = |v: &str| {
+        v.parse::<i64>().ok().map(|n| {
+            if n < 0 || n == i64::MAX {
+                u64::MAX
+            } else {
+                n as u64
+            }
+        })
+    };
+    if let Some(v) = configs
+        .get("cleanup.policy")
+        .and_then(|v| CleanupPolicy::parse(v))
+    {
+        c.cleanup_policy = v;
+    }
+    if let Some(v) = configs.get("retention.ms").and_then(|v| unlimited(v)) {
+        c.retention_ms = v;
+    }
+    if let Some(v) = configs.get("retention.bytes").and_then(|v| unlimited(v)) {
+        c.retention_bytes = v;
+    }
+    if let Some(v) = configs.get("delete.retention.ms").and_then(|v| never(v)) {
+        c.delete_retention_ms = v;
+    }
+    if let Some(v) = configs.get("min.compaction.lag.ms").and_then(|v| never(v)) {
+        c.min_compaction_lag_ms = v;
+    }
+    if let Some(v) = configs.get("max.compaction.lag.ms").and_then(|v| never(v)) {
+        c.max_compaction_lag_ms = v;
+    }
+    if let Some(v) = configs
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|r| (0.0..=1.0).contains(r))
+    {
+        c.min_cleanable_dirty_ratio = v;
     }
     c
 }
@@ -297,6 +335,7 @@ async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
     }
     crate::groups::store::load(&state).await?;
     runtime::spawn(crate::groups::housekeeping());
+    crate::cleanup::start();
     let listener = ops::listen_reuseport(broker.config.listener, LISTEN_BACKLOG)?;
     runtime::spawn(accept_loop(listener));
     // One metrics listener per broker, on the first shard (scrapes are rare and cheap).

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use corelog_engine::batch::TimestampType;
-use corelog_engine::log::LogConfig;
+use corelog_engine::log::{CleanupPolicy, LogConfig};
 
 /// Kafka's default `message.max.bytes` (1 MiB plus record-batch overhead).
 pub const DEFAULT_MESSAGE_MAX_BYTES: u32 = 1_048_588;
@@ -40,7 +40,7 @@ const IGNORED_KEYS: &[&str] = &[
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "default.replication.factor",
-    "log.retention.check.interval.ms",
+    "log.cleaner.threads",
     "unclean.leader.election.enable",
 ];
 
@@ -79,8 +79,13 @@ pub struct BrokerConfig {
     /// `corelog.metrics.listener`: `HOST:PORT` of the Prometheus `/metrics` endpoint; `None`
     /// (set to the empty string) disables it.
     pub metrics_listener: Option<SocketAddr>,
-    /// Topic-level defaults (`log.segment.bytes`, `log.roll.ms`, ...).
+    /// Topic-level defaults (`log.segment.bytes`, `log.roll.ms`, `log.retention.ms`, ...).
     pub log: LogConfig,
+    /// `log.retention.check.interval.ms`: how often each shard rolls aged segments and applies
+    /// retention.
+    pub retention_check_interval_ms: u64,
+    /// The log cleaner's settings (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub groups: GroupConfig,
     /// Keys accepted but not applicable on one node.
@@ -106,6 +111,8 @@ impl Default for BrokerConfig {
             fetch_zero_copy: true,
             metrics_listener: Some(DEFAULT_METRICS_LISTENER.parse().expect("valid address")),
             log: LogConfig::default(),
+            retention_check_interval_ms: 5 * 60 * 1000,
+            cleaner: CleanerConfig::default(),
             groups: GroupConfig::default(),
             ignored: Vec::new(),
         }
@@ -190,6 +197,41 @@ fn parse_metrics_listener(value: &str) -> Result<Option<SocketAddr>, String> {
         .ok_or_else(|| format!("corelog.metrics.listener: {value:?} does not resolve"))
 }
 
+/// A retention setting in `unit_ms` units (or bytes, with unit 1): Kafka's -1 (any negative)
+/// means unlimited, `u64::MAX` here.
+fn scaled_unlimited(key: &str, value: &str, unit: u64) -> Result<u64, String> {
+    let v: i64 = parse_num(key, value)?;
+    if v < 0 || v == i64::MAX {
+        return Ok(u64::MAX);
+    }
+    Ok((v as u64).saturating_mul(unit))
+}
+
+/// The log cleaner's settings, under Kafka's broker keys. corelog runs one cleaner per shard
+/// (each cleans the compacted partitions its shard owns), so `log.cleaner.threads` is ignored.
+#[derive(Debug, Clone)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.backoff.ms`: how long a cleaner sleeps when no log needs cleaning.
+    pub backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: read plus write bytes per second, per cleaner.
+    pub io_max_bytes_per_second: u64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the key → offset map, per cleaner.
+    pub dedupe_buffer_bytes: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enable: true,
+            backoff_ms: 15_000,
+            io_max_bytes_per_second: u64::MAX,
+            dedupe_buffer_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
 /// Kafka's `Long.MAX_VALUE` meaning "never" maps to `u64::MAX`.
 fn parse_never(key: &str, value: &str) -> Result<u64, String> {
     let v: i64 = parse_num(key, value)?;
@@ -245,6 +287,52 @@ impl BrokerConfig {
                 "log.message.timestamp.type" => c.log.timestamp_type = parse_timestamp_type(value)?,
                 "log.flush.interval.messages" => c.log.flush_messages = parse_never(key, value)?,
                 "log.flush.interval.ms" => c.log.flush_ms = parse_never(key, value)?,
+                // Keys are visited in sorted order, so hours < minutes < ms: the most precise
+                // one given wins, as in Kafka.
+                "log.retention.hours" => {
+                    c.log.retention_ms = scaled_unlimited(key, value, 3_600_000)?
+                }
+                "log.retention.minutes" => {
+                    c.log.retention_ms = scaled_unlimited(key, value, 60_000)?
+                }
+                "log.retention.ms" => c.log.retention_ms = scaled_unlimited(key, value, 1)?,
+                "log.retention.bytes" => c.log.retention_bytes = scaled_unlimited(key, value, 1)?,
+                "log.retention.check.interval.ms" => {
+                    c.retention_check_interval_ms = parse_num::<u64>(key, value)?.max(1)
+                }
+                "log.cleanup.policy" => {
+                    c.log.cleanup_policy = CleanupPolicy::parse(value)
+                        .ok_or_else(|| format!("{key}: {value:?} is not delete, compact or both"))?
+                }
+                "log.cleaner.delete.retention.ms" => {
+                    c.log.delete_retention_ms = parse_never(key, value)?
+                }
+                "log.cleaner.min.compaction.lag.ms" => {
+                    c.log.min_compaction_lag_ms = parse_never(key, value)?
+                }
+                "log.cleaner.max.compaction.lag.ms" => {
+                    c.log.max_compaction_lag_ms = parse_never(key, value)?
+                }
+                "log.cleaner.min.cleanable.ratio" => {
+                    let r: f64 = parse_num(key, value)?;
+                    if !(0.0..=1.0).contains(&r) {
+                        return Err(format!("{key}: must be between 0 and 1"));
+                    }
+                    c.log.min_cleanable_dirty_ratio = r;
+                }
+                "log.cleaner.enable" => c.cleaner.enable = parse_bool(key, value)?,
+                "log.cleaner.backoff.ms" => c.cleaner.backoff_ms = parse_num(key, value)?,
+                "log.cleaner.io.max.bytes.per.second" => {
+                    let v: f64 = parse_num(key, value)?;
+                    c.cleaner.io_max_bytes_per_second = if v >= u64::MAX as f64 {
+                        u64::MAX
+                    } else {
+                        v.max(1.0) as u64
+                    };
+                }
+                "log.cleaner.dedupe.buffer.size" => {
+                    c.cleaner.dedupe_buffer_bytes = parse_num(key, value)?
+                }
                 "corelog.shards" => c.shards = parse_num(key, value)?,
                 "corelog.acks.all.durable" => c.acks_all_durable = parse_bool(key, value)?,
                 "corelog.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(key, value)?,

@@ -2,6 +2,7 @@
 
 mod alloc;
 mod broker;
+mod cleanup;
 mod config;
 mod config_entries;
 mod connection;

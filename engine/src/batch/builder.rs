@@ -374,9 +374,17 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, BatchError> {
     if compression != Compression::None {
         return Err(BatchError::Compressed(compression));
     }
-    let body = &batch[RECORDS_OFFSET..header.total_bytes()];
-    let count = header.record_count as usize; // >= 1 after validate_batch
-                                              // validate_batch bounded count by body.len() / MIN_RECORD_BYTES.
+    decode_record_body(&batch[RECORDS_OFFSET..header.total_bytes()], &header)
+}
+
+/// Decodes the `header.record_count` records of a batch body (uncompressed, or already
+/// decompressed by [`super::codec`]). Every length is checked against the bytes left.
+pub(crate) fn decode_record_body(
+    body: &[u8],
+    header: &BatchHeader,
+) -> Result<Vec<Record>, BatchError> {
+    let count = header.record_count.max(0) as usize;
+    // The capacity is bounded by what the body could hold, not by the declared count.
     let mut records = Vec::with_capacity(count.min(body.len() / MIN_RECORD_BYTES));
     let mut outer = Cursor {
         buf: body,

@@ -68,6 +68,9 @@ pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 pub const TRANSACTIONAL_BIT: i16 = 0x10;
 /// Attribute bit 5: the batch holds control records (transaction markers).
 pub const CONTROL_BIT: i16 = 0x20;
+/// Attribute bit 6: `baseTimestamp` holds the delete horizon (KIP-534): the time after which the
+/// cleaner may remove this batch's tombstones. Set only by the cleaner.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Compression codec of a batch (attribute bits 0-2). Ids 5-7 are undefined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -30,6 +30,7 @@
 //! |     61 | records              |
 
 mod builder;
+pub mod codec;
 mod header;
 #[cfg(test)]
 mod tests;
@@ -102,6 +103,10 @@ pub enum BatchError {
     Compressed(Compression),
     /// A record inside an uncompressed batch is malformed (found by [`decode_records`]).
     BadRecord { index: usize, reason: &'static str },
+    /// A compressed batch's body does not decompress with its codec ([`codec::decompress`]).
+    BadCompressedData(Compression),
+    /// A compressed batch's body decompresses to more than the limit it was read with.
+    DecompressedTooLarge { limit_bytes: usize },
 }
 
 impl BatchError {
@@ -136,6 +141,11 @@ impl BatchError {
             // to LogAppendTime".
             BatchError::LogAppendTimeFromClient => INVALID_TIMESTAMP,
             BatchError::Compressed(_) => UNSUPPORTED_COMPRESSION_TYPE,
+            // Kafka: a stream that fails to decompress is a CorruptRecordException.
+            BatchError::BadCompressedData(_) => CORRUPT_MESSAGE,
+            // Kafka has no such limit (it streams); a batch this large is refused as a record
+            // rule, not as corruption.
+            BatchError::DecompressedTooLarge { .. } => INVALID_RECORD,
         }
     }
 }
@@ -198,6 +208,12 @@ impl fmt::Display for BatchError {
                 write!(f, "cannot decode records of a {c:?}-compressed batch")
             }
             BatchError::BadRecord { index, reason } => write!(f, "record {index}: {reason}"),
+            BatchError::BadCompressedData(c) => {
+                write!(f, "batch body does not decompress as {c:?}")
+            }
+            BatchError::DecompressedTooLarge { limit_bytes } => {
+                write!(f, "batch body decompresses to more than {limit_bytes} bytes")
+            }
         }
     }
 }
@@ -278,8 +294,11 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if header.record_count <= 0 {
         return Err(BatchError::NoRecords(header.record_count));
     }
-    // last_offset_delta >= 0 here, so +1 fits in i64 without any overflow concern.
-    if i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1 {
+    // last_offset_delta >= 0 here, so +1 fits in i64 without any overflow concern. A stored
+    // batch may hold fewer records than its offset range: compaction removes records and keeps
+    // the batch's range (Kafka does the same), so only "more records than offsets" is invalid
+    // here; a producer's batch must be dense ([`validate_client_batch`]).
+    if i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
         return Err(BatchError::CountMismatch {
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,
@@ -311,10 +330,16 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 }
 
 /// [`validate_batch`] plus the rules Kafka applies only to batches that arrive in a Produce
-/// request: `baseOffset` must be 0, control batches are refused (only the coordinator writes
+/// request: one record per offset (`recordCount == lastOffsetDelta + 1`), `baseOffset` must be 0, control batches are refused (only the coordinator writes
 /// markers) and the LogAppendTime timestamp type is the broker's to set.
 pub fn validate_client_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = validate_batch(buf)?;
+    if i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1 {
+        return Err(BatchError::CountMismatch {
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
     if header.base_offset != 0 {
         return Err(BatchError::NonZeroBaseOffset(header.base_offset));
     }

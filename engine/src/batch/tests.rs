@@ -211,10 +211,13 @@ fn magic_and_length_errors() {
 
 #[test]
 fn count_and_offset_errors() {
+    // Fewer records than offsets: what compaction leaves in a stored batch, but never what a
+    // producer may send.
     let mut b = simple_batch(3);
     put(&mut b, 57, &2i32.to_be_bytes());
     fix_crc(&mut b);
-    let e = validate_batch(&b).unwrap_err();
+    assert!(validate_batch(&b).is_ok());
+    let e = validate_client_batch(&b).unwrap_err();
     assert_eq!(
         e,
         BatchError::CountMismatch {
@@ -223,6 +226,17 @@ fn count_and_offset_errors() {
         }
     );
     assert_eq!(e.kafka_error_code(), error_code::INVALID_RECORD);
+    // More records than offsets is invalid anywhere.
+    let mut b = simple_batch(3);
+    put(&mut b, 23, &1i32.to_be_bytes());
+    fix_crc(&mut b);
+    assert_eq!(
+        validate_batch(&b),
+        Err(BatchError::CountMismatch {
+            record_count: 3,
+            last_offset_delta: 1
+        })
+    );
 
     let mut b = simple_batch(1);
     put(&mut b, 57, &0i32.to_be_bytes());

@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::segment::{self, LogFile, Segment, LOG_SUFFIX};
 
+/// Compaction's part of the log: installing cleaned segments crash-safely, and finishing an
+/// install that a crash interrupted when the log is opened.
+pub mod compaction;
+/// Retention's part of the log: rolling the active segment by age, deleting old segments.
+pub mod retention;
+
 /// Largest `segment.bytes`: positions inside a segment are 32-bit, as in Kafka.
 pub const MAX_SEGMENT_BYTES: u32 = i32::MAX as u32;
 /// Smallest `segment.bytes` Kafka accepts.
@@ -29,8 +35,47 @@ pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 
 pub use crate::batch::TimestampType;
 
-/// Per-partition log settings, under Kafka's topic-config names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `cleanup.policy`: what happens to old data. Kafka's default is `delete` alone; `compact,delete`
+/// sets both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Whole segments are deleted by `retention.ms` / `retention.bytes`.
+    pub delete: bool,
+    /// Older records of a key are removed by the cleaner, keeping each key's latest record.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parses Kafka's list form (`delete`, `compact`, `compact,delete`, in any order).
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in value.split(',') {
+            match part.trim() {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                "" => {}
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
+}
+
+/// Per-partition log settings, under Kafka's topic-config names. Durations in ms and sizes in
+/// bytes; `u64::MAX` stands for Kafka's "unlimited" (-1 or `Long.MAX_VALUE`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment before it would grow past this.
     pub segment_bytes: u32,
@@ -45,6 +90,24 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// `flush.ms`: fdatasync once written data has waited this long. `u64::MAX` = never.
     pub flush_ms: u64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `retention.ms`: a sealed segment whose newest timestamp is older than this is deleted
+    /// (delete policy). `u64::MAX` = keep forever.
+    pub retention_ms: u64,
+    /// `retention.bytes`: the oldest segments are deleted while the partition is larger than
+    /// this without them (delete policy). `u64::MAX` = no limit.
+    pub retention_bytes: u64,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone (a null value) once it has
+    /// first cleaned the segment that holds it, so that consumers can see the deletion.
+    pub delete_retention_ms: u64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms`: a record is compacted within this long, whatever the dirty ratio.
+    pub max_compaction_lag_ms: u64,
+    /// `min.cleanable.dirty.ratio`: the share of the cleanable log that must be dirty (written
+    /// since the last cleaning) before it is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -56,6 +119,13 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
+            cleanup_policy: CleanupPolicy::DELETE,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: u64::MAX,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: u64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
