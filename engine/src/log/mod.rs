@@ -679,8 +679,9 @@ impl PartitionLog {
         write_checkpoint(&self.dir.join(LOG_START_OFFSET_FILE), offset).map_err(Some)?;
         let mut removed = false;
         while self.segments.len() > 1 && self.segments[1].base_offset <= offset {
+            // Renamed here, unlinked and closed on the reaper thread (see `crate::reaper`).
             let seg = self.segments.remove(0);
-            seg.delete_files(&self.dir).map_err(Some)?;
+            seg.retire(&self.dir).map_err(Some)?;
             removed = true;
         }
         if removed {
