@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -128,9 +130,10 @@ fn create_topic_with(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) {
     for (k, v) in configs {
         new = new.set(k, v);
     }
-    let results = futures_executor::block_on(
-        admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(STEP_TIMEOUT))),
-    )
+    let results = futures_executor::block_on(admin.create_topics(
+        [&new],
+        &AdminOptions::new().operation_timeout(Some(STEP_TIMEOUT)),
+    ))
     .expect("CreateTopics");
     for r in results {
         r.unwrap_or_else(|(name, code)| panic!("CreateTopics {name}: {code:?}"));
@@ -180,8 +183,8 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> 
                     m.offset()
                 );
                 position = m.offset();
-                let key = String::from_utf8(m.key().expect("every record has a key").to_vec())
-                    .unwrap();
+                let key =
+                    String::from_utf8(m.key().expect("every record has a key").to_vec()).unwrap();
                 let value = m.payload().map(|v| String::from_utf8(v.to_vec()).unwrap());
                 out.push((m.offset(), key, value));
             }
@@ -192,10 +195,7 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> 
 
 /// What a fully compacted log holds: each key's last acknowledged record, in offset order,
 /// leaving out tombstones when `drop_tombstones`.
-fn expected_latest(
-    acks: &Acks,
-    drop_tombstones: bool,
-) -> Vec<(i64, String, Option<String>)> {
+fn expected_latest(acks: &Acks, drop_tombstones: bool) -> Vec<(i64, String, Option<String>)> {
     let mut latest: Vec<_> = acks
         .by_key
         .lock()
@@ -273,7 +273,18 @@ fn a_librdkafka_consumer_reads_each_keys_latest_value_at_its_offset() {
     configs.push(("delete.retention.ms", "0"));
     create_topic_with(&bootstrap, &dropped, &configs);
 
-    for (topic, codec, drop_tombstones) in [(&kept, "lz4", false), (&dropped, "none", true)] {
+    // A topic created with the delete policy and switched to compact while the broker runs.
+    let switched = unique_topic("compact-switched");
+    let mut configs = compacted_configs.to_vec();
+    configs[0] = ("cleanup.policy", "delete");
+    configs.push(("delete.retention.ms", "3600000"));
+    create_topic_with(&bootstrap, &switched, &configs);
+
+    for (topic, codec, drop_tombstones) in [
+        (&kept, "lz4", false),
+        (&dropped, "none", true),
+        (&switched, "snappy", false),
+    ] {
         let acks = Arc::new(Acks::default());
         let p = producer(&bootstrap, &acks, codec);
         write_overwrites(&p, &acks, topic, 60, 25);
@@ -281,9 +292,32 @@ fn a_librdkafka_consumer_reads_each_keys_latest_value_at_its_offset() {
         assert_eq!(written, 60 * 25);
         let want = expected_latest(&acks, drop_tombstones);
         assert!(want.len() < written / 10, "the workload overwrites");
+        if topic == &switched {
+            // Not compacted under the delete policy: every record is still there.
+            std::thread::sleep(Duration::from_millis(800));
+            assert_eq!(read_all(&bootstrap, topic).len(), written);
+            alter_topic_config(&bootstrap, topic, "cleanup.policy", "compact");
+        }
         wait_for_compacted(&bootstrap, topic, &want);
     }
     broker.stop();
+}
+
+/// Sets one topic config through librdkafka's admin client (AlterConfigs), live.
+fn alter_topic_config(bootstrap: &str, topic: &str, key: &str, value: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value);
+    let results = futures_executor::block_on(admin.alter_configs(
+        [&alter],
+        &AdminOptions::new().operation_timeout(Some(STEP_TIMEOUT)),
+    ))
+    .expect("AlterConfigs");
+    for r in results {
+        r.unwrap_or_else(|(resource, code)| panic!("AlterConfigs {resource:?}: {code:?}"));
+    }
 }
 
 #[test]
@@ -311,7 +345,11 @@ fn sigkill_while_cleaning_never_loses_a_keys_latest_value() {
     const KILLS: usize = 5;
     let acks = Arc::new(Acks::default());
     for kill in 0..KILLS {
-        let p = producer(&broker.bootstrap(), &acks, if kill % 2 == 0 { "zstd" } else { "none" });
+        let p = producer(
+            &broker.bootstrap(),
+            &acks,
+            if kill % 2 == 0 { "zstd" } else { "none" },
+        );
         write_overwrites(&p, &acks, &topic, KEYS, 12);
         drop(p);
         // Let the cleaner start on what was just written, then crash the broker under it.
