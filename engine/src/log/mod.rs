@@ -183,6 +183,13 @@ pub struct PlannedWrite {
     pub(crate) ticket: u64,
 }
 
+impl PlannedWrite {
+    /// What [`PartitionLog::complete_write`] takes once the bytes are written.
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+}
+
 #[derive(Debug)]
 struct PendingWrite {
     ticket: u64,
@@ -255,6 +262,9 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, RecoveryReport)> {
         assert!((MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&config.segment_bytes));
         fs::create_dir_all(dir)?;
+        // A cleaner swap interrupted by a crash is finished (or its uncommitted output removed)
+        // before the segments are listed.
+        compaction::recover_swap(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -579,6 +589,9 @@ impl PartitionLog {
 
     /// Whether `flush.messages` or `flush.ms` asks for an fdatasync now.
     pub fn flush_due(&self, now: Instant) -> bool {
+        if self.sealed_segments_await_flush() {
+            return true;
+        }
         if self.written_offset == self.durable_offset {
             return false;
         }
@@ -586,6 +599,16 @@ impl PartitionLog {
             || self.oldest_unflushed.is_some_and(|t| {
                 now.duration_since(t) >= Duration::from_millis(self.config.flush_ms)
             })
+    }
+
+    /// Whether every sealed segment is written but not yet known durable: then a flush moves
+    /// the recovery point to the active segment. Kafka flushes a segment when it rolls, for the
+    /// same reason: recovery trusts what lies below the recovery point, and the cleaner only
+    /// compacts there (a cleaned segment may end short of the next one, which past the recovery
+    /// point would read as a torn tail).
+    pub fn sealed_segments_await_flush(&self) -> bool {
+        let active_base = self.segments.last().expect("active segment").base_offset;
+        self.recovery_point < active_base && self.written_offset >= active_base
     }
 
     /// Starts a flush: which files to fdatasync so that everything written so far is durable.
