@@ -443,7 +443,14 @@ pub fn describe_topic(
             k.name,
             "flush.ms" | "retention.ms" | "segment.ms" | "segment.jitter.ms"
         );
-        if let Some(bk) = k.broker_key.filter(|_| !null_broker_default) {
+        if k.name == "retention.ms" {
+            // Kafka's default comes from log.retention.hours (log.retention.ms defaults to null).
+            synonyms.push((
+                "log.retention.hours".to_string(),
+                Some("168".to_string()),
+                source::DEFAULT_CONFIG,
+            ));
+        } else if let Some(bk) = k.broker_key.filter(|_| !null_broker_default) {
             synonyms.push((
                 bk.to_string(),
                 Some(k.default.to_string()),
@@ -451,8 +458,9 @@ pub fn describe_topic(
             ));
         }
         let (value, source) = match synonyms.first() {
-            Some((_, v, s)) => (v.clone(), *s),
-            None => (Some(k.default.to_string()), source::DEFAULT_CONFIG),
+            // A default synonym may be in other units (log.retention.hours for retention.ms).
+            Some((_, v, s)) if *s != source::DEFAULT_CONFIG => (v.clone(), *s),
+            _ => (Some(k.default.to_string()), source::DEFAULT_CONFIG),
         };
         out.push(Entry {
             name: k.name.to_string(),
@@ -821,7 +829,19 @@ mod tests {
             get("unclean.leader.election.enable").source,
             source::DYNAMIC_TOPIC_CONFIG
         );
-        assert_eq!(get("retention.ms").source, source::DEFAULT_CONFIG);
+        let retention = get("retention.ms");
+        assert_eq!(
+            (retention.value.as_deref(), retention.source),
+            (Some("604800000"), source::DEFAULT_CONFIG)
+        );
+        assert_eq!(
+            retention.synonyms,
+            vec![(
+                "log.retention.hours".to_string(),
+                Some("168".to_string()),
+                source::DEFAULT_CONFIG
+            )]
+        );
         let mir = get("min.insync.replicas");
         assert_eq!(mir.value.as_deref(), Some("1"));
         assert_eq!(mir.source, source::DYNAMIC_DEFAULT_BROKER_CONFIG);

@@ -154,7 +154,9 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
         },
         "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
-            _ => bad("must be between 0 and 1"),
+            Ok(v) if v > 1.0 => bad("Value must be no more than 1"),
+            Ok(v) if v < 0.0 => bad("Value must be at least 0"),
+            _ => bad("not a number"),
         },
         "compression.type" => match value {
             "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
@@ -330,4 +332,74 @@ pub async fn set_configs(
     .await;
     tracing::info!(topic = name, "altered topic configs");
     Ok(topic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pairs: &[(&str, &str)]) -> Result<(), TopicError> {
+        let configs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        validate_configs(&configs)
+    }
+
+    /// The bounds Kafka 4.4's `kafka-configs --alter` gets from a real broker (checked against
+    /// `scripts/kafka-reference.sh`), with its messages.
+    #[test]
+    fn cleanup_configs_are_bounded_as_in_kafka() {
+        for ok in [
+            ("retention.ms", "-1"),
+            ("retention.ms", "0"),
+            ("retention.bytes", "-5"),
+            ("segment.ms", "1"),
+            ("delete.retention.ms", "0"),
+            ("min.compaction.lag.ms", "0"),
+            ("max.compaction.lag.ms", "1"),
+            ("min.cleanable.dirty.ratio", "0"),
+            ("min.cleanable.dirty.ratio", "1"),
+            ("cleanup.policy", "compact,delete"),
+        ] {
+            assert_eq!(check(&[ok]), Ok(()), "{ok:?}");
+        }
+        for (kv, message) in [
+            (("retention.ms", "-2"), "Value must be at least -1"),
+            (("segment.ms", "0"), "Value must be at least 1"),
+            (("max.compaction.lag.ms", "0"), "Value must be at least 1"),
+            (("delete.retention.ms", "-1"), "Value must be at least 0"),
+            (("min.compaction.lag.ms", "-1"), "Value must be at least 0"),
+            (
+                ("min.cleanable.dirty.ratio", "1.5"),
+                "Value must be no more than 1",
+            ),
+            (
+                ("min.cleanable.dirty.ratio", "-0.1"),
+                "Value must be at least 0",
+            ),
+            (("min.cleanable.dirty.ratio", "NaN"), "not a number"),
+            (("retention.bytes", "lots"), "not a number"),
+        ] {
+            let (code, m) = check(&[kv]).unwrap_err();
+            assert_eq!(code, error::INVALID_CONFIG, "{kv:?}");
+            assert_eq!(
+                m,
+                format!(
+                    "Invalid value {} for configuration {}: {message}",
+                    kv.1, kv.0
+                )
+            );
+        }
+        let (code, m) = check(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ])
+        .unwrap_err();
+        assert_eq!(code, error::INVALID_CONFIG);
+        assert_eq!(
+            m,
+            "conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)"
+        );
+    }
 }

@@ -246,7 +246,8 @@ fn kafka_configs_describe_and_alter_a_topic() {
     assert!(out.contains("Dynamic configs for topic cfg are:"), "{out}");
     assert!(
         out.contains(
-            "  retention.ms=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000}"
+            "  retention.ms=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000, \
+             DEFAULT_CONFIG:log.retention.hours=168}"
         ),
         "{out}"
     );

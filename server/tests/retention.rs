@@ -581,8 +581,8 @@ fn kafka_configs_turns_retention_on_and_off_live() {
     let out = broker.kafka_configs(&describe);
     assert!(
         out.contains(
-            "retention.ms=500 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=500, \
-             STATIC_BROKER_CONFIG:log.retention.ms=-1"
+            "  retention.ms=500 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=500, \
+             STATIC_BROKER_CONFIG:log.retention.ms=-1, DEFAULT_CONFIG:log.retention.hours=168}\n"
         ),
         "{out}"
     );
@@ -593,7 +593,8 @@ fn kafka_configs_turns_retention_on_and_off_live() {
     let out = broker.kafka_configs(&all);
     assert!(
         out.contains(
-            "retention.ms=-1 sensitive=false synonyms={STATIC_BROKER_CONFIG:log.retention.ms=-1"
+            "  retention.ms=-1 sensitive=false synonyms={STATIC_BROKER_CONFIG:log.retention.ms=-1, \
+             DEFAULT_CONFIG:log.retention.hours=168}\n"
         ),
         "{out}"
     );
