@@ -24,6 +24,8 @@ enum Job {
     Unlink(Vec<PathBuf>),
     /// Close this descriptor (the last one of an unlinked file).
     Close(File),
+    /// Remove this directory and everything in it (a deleted partition, renamed first).
+    RemoveDir(PathBuf),
     /// Answer once every earlier job is done.
     Barrier(mpsc::SyncSender<()>),
 }
@@ -65,6 +67,13 @@ fn run(job: Job) {
             }
         }
         Job::Close(file) => drop(file),
+        Job::RemoveDir(dir) => {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete a directory");
+                }
+            }
+        }
         Job::Barrier(done) => {
             let _ = done.send(());
         }
@@ -88,6 +97,11 @@ pub fn unlink(paths: Vec<PathBuf>) {
     if !paths.is_empty() {
         submit(Job::Unlink(paths));
     }
+}
+
+/// Removes the directory `dir` (and its contents) off the calling thread.
+pub fn remove_dir(dir: PathBuf) {
+    submit(Job::RemoveDir(dir));
 }
 
 /// Closes `file` off the calling thread.

@@ -39,6 +39,41 @@ pub fn is_valid_topic_name(topic: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
+/// Suffix of a deleted partition's directory until the reaper has removed it.
+pub const DELETED_DIR_SUFFIX: &str = ".deleted";
+
+/// A unique name for a partition directory being deleted: `<dir>.<nanos>.deleted` (a partition
+/// directory always ends in `-<partition>`, so it never looks like this).
+fn deleted_dir_name(dir: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".{nanos}{DELETED_DIR_SUFFIX}"));
+    PathBuf::from(name)
+}
+
+/// Removes what deletions interrupted by a crash left in `data_dir` (directories renamed for the
+/// reaper). Called once at start-up, before any shard opens a partition.
+pub fn remove_deleted_leftovers(data_dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(DELETED_DIR_SUFFIX)
+        {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
@@ -114,9 +149,17 @@ impl ShardStorage {
             return Ok(false);
         };
         p.log_mut().fail();
+        // Freeing a big segment's blocks takes ~0.8 s per GiB on ext4: the directory is renamed
+        // away here (the topic's name is free at once) and removed on the reaper thread, and the
+        // segments' last close (here, or in a fetch that still holds a range) happens there too.
+        for seg in p.log().segments() {
+            seg.file.retire();
+        }
         let dir = p.log().dir().to_path_buf();
-        fs::remove_dir_all(&dir)?;
+        let doomed = deleted_dir_name(&dir);
+        fs::rename(&dir, &doomed)?;
         sync_dir(&self.data_dir)?;
+        crate::reaper::remove_dir(doomed);
         Ok(true)
     }
 

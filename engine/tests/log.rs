@@ -393,7 +393,28 @@ fn a_read_range_outlives_the_deletion_of_its_partition() {
             .append(make_batch(0, 1, 1), AckPoint::Written)
             .await
             .is_err());
+        // The directory went to the reaper under a `.deleted` name, which it removes.
+        corelog_engine::reaper::wait_idle();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains("gone"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     });
+}
+
+#[test]
+fn start_up_removes_what_an_interrupted_deletion_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let doomed = dir.path().join("t-0.123.deleted");
+    std::fs::create_dir_all(&doomed).unwrap();
+    std::fs::write(doomed.join("00000000000000000000.log"), b"x").unwrap();
+    let kept = partition_dir(dir.path(), "t", 0);
+    std::fs::create_dir_all(&kept).unwrap();
+    corelog_engine::storage::remove_deleted_leftovers(dir.path()).unwrap();
+    assert!(!doomed.exists());
+    assert!(kept.exists());
 }
 
 #[test]

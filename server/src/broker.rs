@@ -244,6 +244,7 @@ pub fn run(config: BrokerConfig) -> io::Result<()> {
 
 /// Starts the shards: each opens its partitions and starts accepting connections.
 pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)> {
+    corelog_engine::storage::remove_deleted_leftovers(&config.data_dir)?;
     let metadata = MetadataStore::load(&config.data_dir)?;
     let offsets_topic_exists = metadata
         .snapshot()
