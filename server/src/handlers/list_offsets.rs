@@ -19,7 +19,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use corelog_engine::batch::{decode_records, BatchError, BatchHeader};
+use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
+use corelog_engine::batch::BatchHeader;
 use corelog_engine::partition::{Partition, ReadError};
 
 use super::fetch::read_range;
@@ -120,7 +121,7 @@ async fn lookup(part: &Partition, timestamp: i64) -> (i16, i64, i64) {
         t if t < 0 => return (error::NONE, UNKNOWN_OFFSET, NO_TIMESTAMP),
         t => t,
     };
-    match first_record_at_or_after(part, by_time).await {
+    match first_record_at_or_after(part, by_time, start).await {
         Ok(Some((offset, ts))) => (error::NONE, offset, ts),
         Ok(None) => (error::NONE, UNKNOWN_OFFSET, NO_TIMESTAMP),
         Err(e) => {
@@ -130,10 +131,12 @@ async fn lookup(part: &Partition, timestamp: i64) -> (i16, i64, i64) {
     }
 }
 
-/// The first record with timestamp `>= timestamp`: its offset and timestamp.
+/// The first record at or after the log start `start` with timestamp `>= timestamp`: its offset
+/// and timestamp (records of a batch that DeleteRecords cut into are skipped, as Kafka does).
 async fn first_record_at_or_after(
     part: &Partition,
     timestamp: i64,
+    start: i64,
 ) -> Result<Option<(i64, i64)>, ReadError> {
     let Some((base_offset, batch_max_ts)) = part.offset_for_timestamp(timestamp).await? else {
         return Ok(None);
@@ -153,8 +156,8 @@ async fn first_record_at_or_after(
         position: range.position,
     };
     let header = BatchHeader::parse(&bytes).map_err(|_| corrupt())?;
-    match decode_records(&bytes) {
-        Ok(records) => {
+    match decode_batch_records(&bytes, MAX_DECOMPRESSED_BATCH_BYTES) {
+        Ok((_, records)) => {
             let log_append_time =
                 header.timestamp_type() == corelog_engine::batch::TimestampType::LogAppendTime;
             for r in records {
@@ -163,13 +166,13 @@ async fn first_record_at_or_after(
                 } else {
                     header.base_timestamp.wrapping_add(r.timestamp_delta)
                 };
-                if ts >= timestamp {
-                    return Ok(Some((header.base_offset + r.offset_delta as i64, ts)));
+                let offset = header.base_offset + r.offset_delta as i64;
+                if ts >= timestamp && offset >= start {
+                    return Ok(Some((offset, ts)));
                 }
             }
-            Ok(Some((header.base_offset, header.max_timestamp)))
+            Ok(Some((header.base_offset.max(start), header.max_timestamp)))
         }
-        Err(BatchError::Compressed(_)) => Ok(Some((header.base_offset, header.max_timestamp))),
         Err(_) => Err(corrupt()),
     }
 }
