@@ -82,7 +82,6 @@ fn append(
     };
     assert_eq!(n, batch.len() as isize);
     log.complete_write(planned.ticket(), Instant::now());
-    flush(log);
     planned.info.base_offset
 }
 
@@ -739,8 +738,9 @@ enum Op {
     /// Write records for keys `keys` (tombstone where the flag is set).
     Write(Vec<(u8, bool)>, usize),
     Roll,
-    /// Clean at `now` = T0 + this many hours.
-    Clean(u8, usize),
+    /// Clean at `now` = T0 + this many hours with a key map of this many entries, crashing
+    /// (then reopening) after a step of the swap when the third field names one.
+    Clean(u8, usize, u8),
     Reopen,
 }
 
@@ -749,7 +749,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (proptest::collection::vec((0u8..12, proptest::bool::weighted(0.15)), 1..6), 0usize..5)
             .prop_map(|(k, c)| Op::Write(k, c)),
         2 => Just(Op::Roll),
-        2 => (0u8..4, 1usize..400).prop_map(|(h, buf)| Op::Clean(h, buf)),
+        2 => (0u8..4, 1usize..400, 0u8..10).prop_map(|(h, buf, crash)| Op::Clean(h, buf, crash)),
         1 => Just(Op::Reopen),
     ]
 }
@@ -763,7 +763,7 @@ const CODECS: [Compression; 5] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn cleaning_matches_a_model(ops in proptest::collection::vec(op(), 1..50), segment_bytes in 200u32..2000) {
@@ -788,13 +788,22 @@ proptest! {
                 }
                 Op::Roll => { if log.segments().last().unwrap().size > 0 { roll(&mut log) } }
                 Op::Reopen => { drop(log); log = open(dir.path(), config.clone()); }
-                Op::Clean(hours, buf_entries) => {
+                Op::Clean(hours, buf_entries, crash) => {
+                    let crash_at = [SwapStep::NotCommitted, SwapStep::Committed, SwapStep::Renamed(0), SwapStep::Renamed(1), SwapStep::OldDeleted]
+                        .get(crash as usize).copied();
                     clock_hours = clock_hours.max(clock_hours + hours);
                     let now = T0 + clock_hours as i64 * HOUR_MS;
                     let limits = CleanerLimits { dedupe_buffer_bytes: 24 * buf_entries as u64, ..CleanerLimits::default() };
                     if let Some(job) = log.plan_cleaning(now) {
                         match job.run(&limits, &mut Throttle::new(u64::MAX)) {
-                            Ok(out) => { let r = log.install_cleaned(out).unwrap(); prop_assert!(r.installed); }
+                            Ok(out) => match crash_at {
+                                None => { let r = log.install_cleaned(out).unwrap(); prop_assert!(r.installed); }
+                                Some(step) => {
+                                    log.install_cleaned_until(out, step).unwrap();
+                                    drop(log);
+                                    log = open(dir.path(), config.clone());
+                                }
+                            },
                             Err(e) => prop_assert!(e.to_string().contains("too few"), "{e}"),
                         }
                     }

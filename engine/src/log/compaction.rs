@@ -152,7 +152,6 @@ impl PartitionLog {
                 base_offset: s.base_offset,
                 file: s.file.clone(),
                 size: s.size,
-                next_offset: s.next_offset,
             })
             .collect();
         CleaningJob {
