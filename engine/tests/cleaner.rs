@@ -845,3 +845,67 @@ proptest! {
         prop_assert_eq!(read, live);
     }
 }
+
+#[test]
+fn a_read_in_a_gap_at_a_segments_end_goes_on_at_the_next_segment() {
+    use corelog_engine::runtime;
+    use corelog_engine::storage::ShardStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = corelog_engine::storage::partition_dir(dir.path(), "t", 0);
+    // Segments too large to merge: [0,2) holds a@0 b@1, [2,3) b@2, [3,5) b@3 b@4.
+    let config = LogConfig {
+        segment_bytes: 150,
+        ..compact_config()
+    };
+    {
+        let mut log = open(&pdir, config.clone());
+        append(&mut log, &[(b"a", Some(b"1"))], T0, Compression::None);
+        append(&mut log, &[(b"b", Some(b"1"))], T0, Compression::None);
+        roll(&mut log);
+        append(&mut log, &[(b"b", Some(b"2"))], T0, Compression::None);
+        roll(&mut log);
+        append(&mut log, &[(b"b", Some(b"3"))], T0, Compression::None);
+        append(&mut log, &[(b"b", Some(b"4"))], T0, Compression::None);
+        roll(&mut log);
+        append(&mut log, &[(b"c", Some(b"1"))], T0, Compression::None);
+        let report = clean(&mut log, T0 + 100).unwrap();
+        assert_eq!(
+            report.segments_after, 2,
+            "the middle segment is emptied and dropped"
+        );
+        let offsets: Vec<i64> = read_all(&log).iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 4, 5]);
+    }
+    runtime::block_on(async move {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (p, _) = storage.open_partition("t", 0, config).unwrap();
+        for (from, first) in [(0, 0), (1, 4), (2, 4), (3, 4), (4, 4), (5, 5)] {
+            let slice = p.read(from, 1 << 20, true).await.unwrap();
+            let range = slice.range.expect("a batch");
+            let mut buf = vec![0u8; range.len as usize];
+            range.file.read_exact_at(&mut buf, range.position).unwrap();
+            let h = validate_batch(&buf).unwrap();
+            assert_eq!(h.base_offset, first, "read at {from}");
+        }
+    });
+}
+
+#[test]
+fn a_marker_naming_a_missing_output_is_refused_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    overwrite(&mut log, 2, 4, 1, T0);
+    let before = read_all(&log);
+    drop(log);
+    // Output 0 is "renamed" but its .log has another size: the old segment is still there.
+    std::fs::write(
+        dir.path().join("cleaner-swap"),
+        "replaced 0 2 4\ninstalled 0\nsizes 12345\n",
+    )
+    .unwrap();
+    let err = PartitionLog::open(dir.path(), compact_config()).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    std::fs::remove_file(dir.path().join("cleaner-swap")).unwrap();
+    let log = open(dir.path(), compact_config());
+    assert_eq!(read_all(&log), before, "nothing was deleted");
+}
