@@ -37,6 +37,7 @@ use crate::segment::{self, LogFile, Segment};
 
 pub mod keymap;
 pub mod reader;
+pub mod records;
 pub mod rewrite;
 pub mod throttle;
 
@@ -255,22 +256,21 @@ impl CleaningJob {
                     continue;
                 }
                 if !(header.is_transactional() || header.is_control()) {
-                    let (_, records) = crate::batch::codec::decode_batch_records(
-                        bytes,
-                        crate::batch::codec::MAX_DECOMPRESSED_BATCH_BYTES,
-                    )
-                    .map_err(|e| {
+                    let invalid = |e| {
                         io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!("batch at offset {}: {e}", header.base_offset),
                         )
-                    })?;
+                    };
+                    let (_, body) = records::batch_body(bytes).map_err(invalid)?;
+                    let records =
+                        records::records(body.bytes(), header.record_count).map_err(invalid)?;
                     for record in &records {
                         let offset = header.base_offset + i64::from(record.offset_delta);
                         if offset < dirty_from {
                             continue;
                         }
-                        if let Some(key) = &record.key {
+                        if let Some(key) = record.key {
                             if !map.insert(key, offset) {
                                 full = true;
                                 break;
