@@ -223,6 +223,15 @@ impl CleaningJob {
                 fs::remove_file(&path)?;
             }
         }
+        // The outputs replace segments that recovery must keep treating as durable (it checks
+        // that a segment past the recovery point ends where the next begins, which a cleaned
+        // one need not): the recovery-point checkpoint, which the shard wrote (not fsynced)
+        // before this job was planned, is made durable here, off the shard.
+        match File::open(self.dir.join(crate::log::RECOVERY_POINT_FILE)) {
+            Ok(checkpoint) => checkpoint.sync_all()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         // The new files' directory entries are durable before the swap can be committed.
         LogFile::open_dir(&self.dir)?.sync_blocking()?;
         Ok(cleaned)

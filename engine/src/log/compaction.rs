@@ -4,15 +4,22 @@
 //!
 //! The swap, for a result that replaces segments `R` with outputs `N` (each output is named by
 //! the base offset of the first segment it replaces, so `N ⊆ R`):
-//! 1. (cleaner thread) every output is written to `<base>.cleaned`, fdatasynced, and the
-//!    directory fsynced;
-//! 2. the commit: the swap marker [`SWAP_MARKER_FILE`] naming `R` and `N` is written to a
-//!    temporary file, fsynced, renamed into place and the directory fsynced. Before this point
-//!    a crash leaves the old segments (the `.cleaned` files are removed when the log opens);
-//!    after it, the new ones (the log's open finishes the swap);
+//! 1. (cleaner thread) every output is written to `<base>.cleaned` and fdatasynced, the
+//!    recovery-point checkpoint fsynced (recovery must keep trusting the replaced range: a
+//!    cleaned segment may end before the next one begins, which past the recovery point reads
+//!    as a torn tail) and the directory fsynced;
+//! 2. the commit: the swap marker [`SWAP_MARKER_FILE`] naming `R`, `N` and the outputs' sizes is
+//!    written to a temporary file, fsynced, renamed into place and the directory fsynced. Before
+//!    this point a crash leaves the old segments (the `.cleaned` files are removed when the log
+//!    opens); after it, the new ones (the log's open finishes the swap);
 //! 3. each `<base>.cleaned` is renamed over `<base>.log`;
 //! 4. the segments of `R` not in `N` are deleted, and the outputs' index files rewritten;
-//! 5. the marker is removed (and the directory fsynced).
+//! 5. the marker is removed and the directory fsynced: a marker that came back after a power
+//!    cut, once retention or a later pass has changed the files it names, could not be finished.
+//!
+//! On the shard that is two small-file fsyncs and two directory fsyncs per install; no segment
+//! data is read or written there. `open` refuses (rather than guesses) a marker whose outputs are
+//! neither waiting as `.cleaned` nor in place with their recorded size.
 //!
 //! Every step after the commit is idempotent, so finishing a swap twice is harmless. Reads in
 //! flight hold `Arc<LogFile>`s of the old files, which stay readable until they are dropped.
@@ -22,7 +29,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{PartitionLog, RECOVERY_POINT_FILE};
+use super::PartitionLog;
 use crate::cleaner::{CleanedSegments, CleaningJob, CleaningReport, InputSegment, CLEANED_SUFFIX};
 use crate::segment::{self, LogFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
@@ -219,13 +226,6 @@ impl PartitionLog {
         let replaced: Vec<i64> = cleaned.replaced.iter().map(|s| s.base_offset).collect();
         let installed: Vec<i64> = cleaned.outputs.iter().map(|s| s.base_offset).collect();
         let sizes: Vec<u32> = cleaned.outputs.iter().map(|s| s.size).collect();
-        // Everything the new segments replace must be known durable to recovery: the recovery
-        // point checkpoint is made durable before the commit.
-        write_durably(
-            &self.dir,
-            RECOVERY_POINT_FILE,
-            format!("{}\n", self.recovery_point).as_bytes(),
-        )?;
         if let Err(e) = write_durably(
             &self.dir,
             SWAP_MARKER_FILE,
