@@ -418,6 +418,8 @@ impl CleanedSegments {
         }
         self.consumed = true;
         for out in &self.outputs {
+            // The last close of the unlinked file happens on the reaper thread.
+            out.file.retire();
             let path = segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX);
             if let Err(e) = fs::remove_file(&path) {
                 if e.kind() != io::ErrorKind::NotFound {

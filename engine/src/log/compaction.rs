@@ -266,7 +266,11 @@ impl PartitionLog {
             }
         };
         let count = replaced.len();
-        self.segments.splice(first..first + count, new_segments);
+        for old in self.segments.splice(first..first + count, new_segments) {
+            // Unlinked or renamed over: the last close, which frees the blocks (slow for a big
+            // file), happens on the reaper thread whenever the last read holding it is done.
+            old.file.retire();
+        }
         write_cleaner_checkpoint(
             &self.dir,
             cleaned.cleaned_up_to,
