@@ -349,6 +349,18 @@ impl CleaningJob {
                     io::Error::new(io::ErrorKind::InvalidData, format!("cleaned batch: {e}"))
                 })?;
                 debug_assert!(crate::batch::validate_batch(out).is_ok());
+                // place_batch asserts these; a damaged input is an error here, not a panic.
+                if placed.base_offset < seg.next_offset
+                    || placed.base_offset - seg.base_offset > i64::from(u32::MAX)
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "batch at offset {} out of order in segment {}",
+                            placed.base_offset, input.base_offset
+                        ),
+                    ));
+                }
                 seg.place_batch(&placed, position, self.index_interval_bytes);
                 writer.write_all(out)?;
                 position += out.len() as u32;
