@@ -82,7 +82,6 @@ fn append(
     };
     assert_eq!(n, batch.len() as isize);
     log.complete_write(planned.ticket(), Instant::now());
-    flush(log);
     planned.info.base_offset
 }
 
@@ -739,8 +738,9 @@ enum Op {
     /// Write records for keys `keys` (tombstone where the flag is set).
     Write(Vec<(u8, bool)>, usize),
     Roll,
-    /// Clean at `now` = T0 + this many hours.
-    Clean(u8, usize),
+    /// Clean at `now` = T0 + this many hours with a key map of this many entries, crashing
+    /// (then reopening) after a step of the swap when the third field names one.
+    Clean(u8, usize, u8),
     Reopen,
 }
 
@@ -749,7 +749,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (proptest::collection::vec((0u8..12, proptest::bool::weighted(0.15)), 1..6), 0usize..5)
             .prop_map(|(k, c)| Op::Write(k, c)),
         2 => Just(Op::Roll),
-        2 => (0u8..4, 1usize..400).prop_map(|(h, buf)| Op::Clean(h, buf)),
+        2 => (0u8..4, 1usize..400, 0u8..10).prop_map(|(h, buf, crash)| Op::Clean(h, buf, crash)),
         1 => Just(Op::Reopen),
     ]
 }
@@ -763,7 +763,7 @@ const CODECS: [Compression; 5] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn cleaning_matches_a_model(ops in proptest::collection::vec(op(), 1..50), segment_bytes in 200u32..2000) {
@@ -788,13 +788,22 @@ proptest! {
                 }
                 Op::Roll => { if log.segments().last().unwrap().size > 0 { roll(&mut log) } }
                 Op::Reopen => { drop(log); log = open(dir.path(), config.clone()); }
-                Op::Clean(hours, buf_entries) => {
+                Op::Clean(hours, buf_entries, crash) => {
+                    let crash_at = [SwapStep::NotCommitted, SwapStep::Committed, SwapStep::Renamed(0), SwapStep::Renamed(1), SwapStep::OldDeleted]
+                        .get(crash as usize).copied();
                     clock_hours = clock_hours.max(clock_hours + hours);
                     let now = T0 + clock_hours as i64 * HOUR_MS;
                     let limits = CleanerLimits { dedupe_buffer_bytes: 24 * buf_entries as u64, ..CleanerLimits::default() };
                     if let Some(job) = log.plan_cleaning(now) {
                         match job.run(&limits, &mut Throttle::new(u64::MAX)) {
-                            Ok(out) => { let r = log.install_cleaned(out).unwrap(); prop_assert!(r.installed); }
+                            Ok(out) => match crash_at {
+                                None => { let r = log.install_cleaned(out).unwrap(); prop_assert!(r.installed); }
+                                Some(step) => {
+                                    log.install_cleaned_until(out, step).unwrap();
+                                    drop(log);
+                                    log = open(dir.path(), config.clone());
+                                }
+                            },
                             Err(e) => prop_assert!(e.to_string().contains("too few"), "{e}"),
                         }
                     }
@@ -835,4 +844,68 @@ proptest! {
         let live: Vec<Rec> = { let mut v: Vec<Rec> = latest(&written).into_values().filter(|r| r.value.is_some()).collect(); v.sort_by_key(|r| r.offset); v };
         prop_assert_eq!(read, live);
     }
+}
+
+#[test]
+fn a_read_in_a_gap_at_a_segments_end_goes_on_at_the_next_segment() {
+    use corelog_engine::runtime;
+    use corelog_engine::storage::ShardStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = corelog_engine::storage::partition_dir(dir.path(), "t", 0);
+    // Segments too large to merge: [0,2) holds a@0 b@1, [2,3) b@2, [3,5) b@3 b@4.
+    let config = LogConfig {
+        segment_bytes: 150,
+        ..compact_config()
+    };
+    {
+        let mut log = open(&pdir, config.clone());
+        append(&mut log, &[(b"a", Some(b"1"))], T0, Compression::None);
+        append(&mut log, &[(b"b", Some(b"1"))], T0, Compression::None);
+        roll(&mut log);
+        append(&mut log, &[(b"b", Some(b"2"))], T0, Compression::None);
+        roll(&mut log);
+        append(&mut log, &[(b"b", Some(b"3"))], T0, Compression::None);
+        append(&mut log, &[(b"b", Some(b"4"))], T0, Compression::None);
+        roll(&mut log);
+        append(&mut log, &[(b"c", Some(b"1"))], T0, Compression::None);
+        let report = clean(&mut log, T0 + 100).unwrap();
+        assert_eq!(
+            report.segments_after, 2,
+            "the middle segment is emptied and dropped"
+        );
+        let offsets: Vec<i64> = read_all(&log).iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 4, 5]);
+    }
+    runtime::block_on(async move {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (p, _) = storage.open_partition("t", 0, config).unwrap();
+        for (from, first) in [(0, 0), (1, 4), (2, 4), (3, 4), (4, 4), (5, 5)] {
+            let slice = p.read(from, 1 << 20, true).await.unwrap();
+            let range = slice.range.expect("a batch");
+            let mut buf = vec![0u8; range.len as usize];
+            range.file.read_exact_at(&mut buf, range.position).unwrap();
+            let h = validate_batch(&buf).unwrap();
+            assert_eq!(h.base_offset, first, "read at {from}");
+        }
+    });
+}
+
+#[test]
+fn a_marker_naming_a_missing_output_is_refused_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    overwrite(&mut log, 2, 4, 1, T0);
+    let before = read_all(&log);
+    drop(log);
+    // Output 0 is "renamed" but its .log has another size: the old segment is still there.
+    std::fs::write(
+        dir.path().join("cleaner-swap"),
+        "replaced 0 2 4\ninstalled 0\nsizes 12345\n",
+    )
+    .unwrap();
+    let err = PartitionLog::open(dir.path(), compact_config()).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    std::fs::remove_file(dir.path().join("cleaner-swap")).unwrap();
+    let log = open(dir.path(), compact_config());
+    assert_eq!(read_all(&log), before, "nothing was deleted");
 }

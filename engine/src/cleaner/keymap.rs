@@ -2,12 +2,13 @@
 //! `log.cleaner.dedupe.buffer.size`.
 //!
 //! Like Kafka's `SkimpyOffsetMap`, keys are not stored: each is replaced by a 128-bit hash, so an
-//! entry costs the same whatever the key's size. Two independently keyed SipHash passes give the
-//! 128 bits; a collision (which would drop a record whose key only *hashes* like a newer one) is
-//! as unlikely as Kafka's MD5 collisions.
+//! entry costs the same whatever the key's size. Two SipHash passes with independent random keys
+//! (new for every map) give the 128 bits: a collision, which would drop a record whose key only
+//! *hashes* like a newer one, is as unlikely as with Kafka's MD5, and cannot be aimed at by
+//! choosing keys, since the hash keys are secret and change from one pass to the next.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 /// What one map entry is charged against the dedupe buffer: a 16-byte hash and an 8-byte offset,
 /// as in Kafka.
@@ -44,6 +45,8 @@ impl Hasher for PassThrough {
 pub struct KeyMap {
     entries: HashMap<u128, i64, BuildHasherDefault<PassThrough>>,
     max_entries: usize,
+    high: RandomState,
+    low: RandomState,
 }
 
 impl std::fmt::Debug for PassThrough {
@@ -60,6 +63,8 @@ impl KeyMap {
         KeyMap {
             entries: HashMap::default(),
             max_entries,
+            high: RandomState::new(),
+            low: RandomState::new(),
         }
     }
 
@@ -78,7 +83,7 @@ impl KeyMap {
     /// Records that `key` was seen at `offset` (offsets arrive in increasing order). False,
     /// changing nothing, when `key` is new and the map is full.
     pub fn insert(&mut self, key: &[u8], offset: i64) -> bool {
-        let hash = hash_key(key);
+        let hash = self.hash_key(key);
         if let Some(latest) = self.entries.get_mut(&hash) {
             *latest = (*latest).max(offset);
             return true;
@@ -90,22 +95,19 @@ impl KeyMap {
         true
     }
 
+    fn hash_key(&self, key: &[u8]) -> u128 {
+        let half = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            h.write(key);
+            h.finish()
+        };
+        (u128::from(half(&self.high)) << 64) | u128::from(half(&self.low))
+    }
+
     /// The highest offset recorded for `key`.
     pub fn latest(&self, key: &[u8]) -> Option<i64> {
-        self.entries.get(&hash_key(key)).copied()
+        self.entries.get(&self.hash_key(key)).copied()
     }
-}
-
-fn hash_key(key: &[u8]) -> u128 {
-    #[allow(deprecated)] // SipHasher is deprecated only as a *stable* hash; this map is in memory.
-    fn half(salt: u64, key: &[u8]) -> u64 {
-        let mut h = std::hash::SipHasher::new_with_keys(salt, !salt);
-        h.write(key);
-        h.finish()
-    }
-    const SALT_HIGH: u64 = 0x9e37_79b9_7f4a_7c15;
-    const SALT_LOW: u64 = 0xc2b2_ae3d_27d4_eb4f;
-    (u128::from(half(SALT_HIGH, key)) << 64) | u128::from(half(SALT_LOW, key))
 }
 
 #[cfg(test)]

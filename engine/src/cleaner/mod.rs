@@ -37,6 +37,7 @@ use crate::segment::{self, LogFile, Segment};
 
 pub mod keymap;
 pub mod reader;
+pub mod records;
 pub mod rewrite;
 pub mod throttle;
 
@@ -77,7 +78,6 @@ pub(crate) struct InputSegment {
     pub base_offset: i64,
     pub file: Arc<LogFile>,
     pub size: u32,
-    pub next_offset: i64,
 }
 
 /// Work for the cleaner thread: which segments of one partition to clean and how. `Send`.
@@ -193,7 +193,8 @@ impl CleaningJob {
             now_ms: self.now_ms,
             delete_retention_ms: self.delete_retention_ms,
         };
-        for (g, group) in group_segments(&cleaned.replaced, self.segment_bytes)
+        let end = self.boundary(rewrite_count - 1);
+        for (g, group) in group_segments(&cleaned.replaced, end, self.segment_bytes)
             .into_iter()
             .enumerate()
         {
@@ -221,6 +222,15 @@ impl CleaningJob {
                 cleaned.outputs.pop();
                 fs::remove_file(&path)?;
             }
+        }
+        // The outputs replace segments that recovery must keep treating as durable (it checks
+        // that a segment past the recovery point ends where the next begins, which a cleaned
+        // one need not): the recovery-point checkpoint, which the shard wrote (not fsynced)
+        // before this job was planned, is made durable here, off the shard.
+        match File::open(self.dir.join(crate::log::RECOVERY_POINT_FILE)) {
+            Ok(checkpoint) => checkpoint.sync_all()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         // The new files' directory entries are durable before the swap can be committed.
         LogFile::open_dir(&self.dir)?.sync_blocking()?;
@@ -255,22 +265,21 @@ impl CleaningJob {
                     continue;
                 }
                 if !(header.is_transactional() || header.is_control()) {
-                    let (_, records) = crate::batch::codec::decode_batch_records(
-                        bytes,
-                        crate::batch::codec::MAX_DECOMPRESSED_BATCH_BYTES,
-                    )
-                    .map_err(|e| {
+                    let invalid = |e| {
                         io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!("batch at offset {}: {e}", header.base_offset),
                         )
-                    })?;
+                    };
+                    let (_, body) = records::batch_body(bytes).map_err(invalid)?;
+                    let records =
+                        records::records(body.bytes(), header.record_count).map_err(invalid)?;
                     for record in &records {
                         let offset = header.base_offset + i64::from(record.offset_delta);
                         if offset < dirty_from {
                             continue;
                         }
-                        if let Some(key) = &record.key {
+                        if let Some(key) = record.key {
                             if !map.insert(key, offset) {
                                 full = true;
                                 break;
@@ -340,6 +349,18 @@ impl CleaningJob {
                     io::Error::new(io::ErrorKind::InvalidData, format!("cleaned batch: {e}"))
                 })?;
                 debug_assert!(crate::batch::validate_batch(out).is_ok());
+                // place_batch asserts these; a damaged input is an error here, not a panic.
+                if placed.base_offset < seg.next_offset
+                    || placed.base_offset - seg.base_offset > i64::from(u32::MAX)
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "batch at offset {} out of order in segment {}",
+                            placed.base_offset, input.base_offset
+                        ),
+                    ));
+                }
                 seg.place_batch(&placed, position, self.index_interval_bytes);
                 writer.write_all(out)?;
                 position += out.len() as u32;
@@ -352,19 +373,19 @@ impl CleaningJob {
     }
 }
 
-/// Creates (or empties) an output file.
+/// Creates an output file. It must not exist: a second job on the same partition while one is
+/// in flight fails here instead of overwriting the first one's output (the shard runs one job
+/// per partition at a time; leftovers of a crash are removed when the log opens).
 fn create_output(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+    OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 /// Splits consecutive segments into groups that each become one output segment: a group grows
-/// while its input bytes fit in `segment_bytes` and its offsets stay within a segment's 32-bit
-/// relative range (Kafka's `groupSegmentsBySize`).
-fn group_segments(segments: &[InputSegment], segment_bytes: u32) -> Vec<Range<usize>> {
+/// while its input bytes fit in `segment_bytes` and every offset of its range (up to the next
+/// segment's base, `end` after the last) stays within a segment's 32-bit relative range
+/// (Kafka's `groupSegmentsBySize`).
+fn group_segments(segments: &[InputSegment], end: i64, segment_bytes: u32) -> Vec<Range<usize>> {
+    let boundary = |i: usize| segments.get(i + 1).map_or(end, |s| s.base_offset);
     let mut groups = Vec::new();
     let mut start = 0;
     while start < segments.len() {
@@ -372,7 +393,7 @@ fn group_segments(segments: &[InputSegment], segment_bytes: u32) -> Vec<Range<us
         let mut bytes = u64::from(segments[start].size);
         while end < segments.len()
             && bytes + u64::from(segments[end].size) <= u64::from(segment_bytes)
-            && segments[end].next_offset - segments[start].base_offset <= i64::from(u32::MAX)
+            && boundary(end) - 1 - segments[start].base_offset <= i64::from(u32::MAX)
         {
             bytes += u64::from(segments[end].size);
             end += 1;
@@ -409,6 +430,8 @@ impl CleanedSegments {
         }
         self.consumed = true;
         for out in &self.outputs {
+            // The last close of the unlinked file happens on the reaper thread.
+            out.file.retire();
             let path = segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX);
             if let Err(e) = fs::remove_file(&path) {
                 if e.kind() != io::ErrorKind::NotFound {
@@ -429,13 +452,12 @@ impl Drop for CleanedSegments {
 mod tests {
     use super::*;
 
-    fn input(base: i64, size: u32, next: i64) -> InputSegment {
+    fn input(base: i64, size: u32, _next: i64) -> InputSegment {
         let dir = std::env::temp_dir();
         InputSegment {
             base_offset: base,
             file: Arc::new(LogFile::open_dir(&dir).unwrap()),
             size,
-            next_offset: next,
         }
     }
 
@@ -448,12 +470,14 @@ mod tests {
             input(30, 100, 40),
             input(40, 10, 50),
         ];
-        assert_eq!(group_segments(&segs, 100), vec![0..2, 2..3, 3..4, 4..5]);
-        assert_eq!(group_segments(&segs, 1000), vec![0..5]);
-        let far = vec![
-            input(0, 1, 10),
-            input(u32::MAX as i64 - 5, 1, u32::MAX as i64 + 2),
-        ];
-        assert_eq!(group_segments(&far, 1000), vec![0..1, 1..2]);
+        assert_eq!(group_segments(&segs, 50, 100), vec![0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(group_segments(&segs, 50, 1000), vec![0..5]);
+        // Offsets up to the end of the range must fit, gaps included.
+        let far = vec![input(0, 1, 10), input(10, 1, 20)];
+        assert_eq!(group_segments(&far, u32::MAX as i64 + 1, 1000), vec![0..2]);
+        assert_eq!(
+            group_segments(&far, u32::MAX as i64 + 2, 1000),
+            vec![0..1, 1..2]
+        );
     }
 }

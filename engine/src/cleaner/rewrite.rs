@@ -16,9 +16,10 @@
 use std::io;
 
 use super::keymap::KeyMap;
-use crate::batch::codec::{self, MAX_DECOMPRESSED_BATCH_BYTES};
+use super::records::{self, RecordView};
+use crate::batch::codec;
 use crate::batch::{
-    BatchHeader, Record, TimestampType, BATCH_HEADER_BYTES, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES,
+    BatchHeader, TimestampType, BATCH_HEADER_BYTES, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES,
     MAGIC_V2,
 };
 
@@ -84,14 +85,15 @@ pub fn clean_batch(
     if header.is_transactional() || header.is_control() {
         return Ok(Outcome::Copy);
     }
-    let (header, records) = codec::decode_batch_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES)
+    let (header, body) = records::batch_body(bytes).map_err(|e| invalid(header.base_offset, e))?;
+    let records = records::records(body.bytes(), header.record_count)
         .map_err(|e| invalid(header.base_offset, e))?;
     let horizon = (header.attributes & DELETE_HORIZON_BIT != 0).then_some(header.base_timestamp);
-    let mut kept: Vec<&Record> = Vec::with_capacity(records.len());
+    let mut kept: Vec<&RecordView<'_>> = Vec::with_capacity(records.len());
     let mut needs_horizon = false;
     for record in &records {
         let offset = header.base_offset + i64::from(record.offset_delta);
-        let Some(key) = record.key.as_deref() else {
+        let Some(key) = record.key else {
             removed.records += 1;
             removed.keyless += 1;
             continue;
@@ -100,7 +102,7 @@ pub fn clean_batch(
             removed.records += 1;
             continue;
         }
-        if record.value.is_none() && offset < pass.mapped_end {
+        if !record.has_value && offset < pass.mapped_end {
             match horizon {
                 Some(h) if pass.now_ms >= h => {
                     removed.records += 1;
@@ -113,7 +115,7 @@ pub fn clean_batch(
         }
         kept.push(record);
     }
-    let keeps_tombstones = kept.iter().any(|r| r.value.is_none());
+    let keeps_tombstones = kept.iter().any(|r| !r.has_value);
     if kept.len() == records.len() && !needs_horizon {
         if let (true, Some(h)) = (keeps_tombstones, horizon) {
             removed.note_horizon(h);
@@ -143,7 +145,7 @@ pub fn clean_batch(
 /// range and fields, with or without a delete horizon.
 fn encode_batch(
     original: &BatchHeader,
-    records: &[&Record],
+    records: &[&RecordView<'_>],
     horizon: Option<i64>,
 ) -> io::Result<Vec<u8>> {
     let codec = original
@@ -151,7 +153,7 @@ fn encode_batch(
         .map_err(|e| invalid(original.base_offset, e))?;
     // Whatever the old base meant (first timestamp or horizon), a record's absolute timestamp
     // is base + delta.
-    let absolute = |r: &Record| original.base_timestamp.wrapping_add(r.timestamp_delta);
+    let absolute = |r: &RecordView<'_>| original.base_timestamp.wrapping_add(r.timestamp_delta);
     let base_timestamp = horizon.unwrap_or_else(|| absolute(records[0]));
     let max_timestamp = if original.timestamp_type() == TimestampType::LogAppendTime {
         original.max_timestamp
@@ -165,19 +167,14 @@ fn encode_batch(
     let mut body = Vec::new();
     let mut scratch = Vec::new();
     for r in records {
+        // Only the timestamp delta can change: key, value and headers are copied as they are.
         scratch.clear();
-        scratch.push(r.attributes as u8);
+        scratch.push(r.attributes);
         put_varlong(&mut scratch, absolute(r).wrapping_sub(base_timestamp));
         put_varint(&mut scratch, r.offset_delta);
-        put_nullable(&mut scratch, r.key.as_deref())?;
-        put_nullable(&mut scratch, r.value.as_deref())?;
-        put_varint(&mut scratch, len_i32(r.headers.len())?);
-        for h in &r.headers {
-            put_nullable(&mut scratch, Some(&h.key))?;
-            put_nullable(&mut scratch, h.value.as_deref())?;
-        }
-        put_varint(&mut body, len_i32(scratch.len())?);
+        put_varint(&mut body, len_i32(scratch.len() + r.tail.len())?);
         body.extend_from_slice(&scratch);
+        body.extend_from_slice(r.tail);
     }
     let body = codec::compress(codec, &body);
     let total = BATCH_HEADER_BYTES + body.len();
@@ -225,15 +222,4 @@ fn put_varint(out: &mut Vec<u8>, v: i32) {
 
 fn put_varlong(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) -> io::Result<()> {
-    match bytes {
-        None => put_varint(out, -1),
-        Some(b) => {
-            put_varint(out, len_i32(b.len())?);
-            out.extend_from_slice(b);
-        }
-    }
-    Ok(())
 }

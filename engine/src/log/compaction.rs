@@ -4,15 +4,22 @@
 //!
 //! The swap, for a result that replaces segments `R` with outputs `N` (each output is named by
 //! the base offset of the first segment it replaces, so `N ⊆ R`):
-//! 1. (cleaner thread) every output is written to `<base>.cleaned`, fdatasynced, and the
-//!    directory fsynced;
-//! 2. the commit: the swap marker [`SWAP_MARKER_FILE`] naming `R` and `N` is written to a
-//!    temporary file, fsynced, renamed into place and the directory fsynced. Before this point
-//!    a crash leaves the old segments (the `.cleaned` files are removed when the log opens);
-//!    after it, the new ones (the log's open finishes the swap);
+//! 1. (cleaner thread) every output is written to `<base>.cleaned` and fdatasynced, the
+//!    recovery-point checkpoint fsynced (recovery must keep trusting the replaced range: a
+//!    cleaned segment may end before the next one begins, which past the recovery point reads
+//!    as a torn tail) and the directory fsynced;
+//! 2. the commit: the swap marker [`SWAP_MARKER_FILE`] naming `R`, `N` and the outputs' sizes is
+//!    written to a temporary file, fsynced, renamed into place and the directory fsynced. Before
+//!    this point a crash leaves the old segments (the `.cleaned` files are removed when the log
+//!    opens); after it, the new ones (the log's open finishes the swap);
 //! 3. each `<base>.cleaned` is renamed over `<base>.log`;
 //! 4. the segments of `R` not in `N` are deleted, and the outputs' index files rewritten;
-//! 5. the marker is removed (and the directory fsynced).
+//! 5. the marker is removed and the directory fsynced: a marker that came back after a power
+//!    cut, once retention or a later pass has changed the files it names, could not be finished.
+//!
+//! On the shard that is two small-file fsyncs and two directory fsyncs per install; no segment
+//! data is read or written there. `open` refuses (rather than guesses) a marker whose outputs are
+//! neither waiting as `.cleaned` nor in place with their recorded size.
 //!
 //! Every step after the commit is idempotent, so finishing a swap twice is harmless. Reads in
 //! flight hold `Arc<LogFile>`s of the old files, which stay readable until they are dropped.
@@ -22,7 +29,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{PartitionLog, RECOVERY_POINT_FILE};
+use super::PartitionLog;
 use crate::cleaner::{CleanedSegments, CleaningJob, CleaningReport, InputSegment, CLEANED_SUFFIX};
 use crate::segment::{self, LogFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
@@ -152,7 +159,6 @@ impl PartitionLog {
                 base_offset: s.base_offset,
                 file: s.file.clone(),
                 size: s.size,
-                next_offset: s.next_offset,
             })
             .collect();
         CleaningJob {
@@ -203,7 +209,12 @@ impl PartitionLog {
             cleaned_up_to: cleaned.cleaned_up_to,
             installed: false,
         };
-        let Some(first) = self.position_of(&cleaned.replaced) else {
+        let position = if self.failed {
+            None
+        } else {
+            self.position_of(&cleaned.replaced)
+        };
+        let Some(first) = position else {
             cleaned.discard();
             return Ok(report);
         };
@@ -214,39 +225,86 @@ impl PartitionLog {
         }
         let replaced: Vec<i64> = cleaned.replaced.iter().map(|s| s.base_offset).collect();
         let installed: Vec<i64> = cleaned.outputs.iter().map(|s| s.base_offset).collect();
-        // Everything the new segments replace must be known durable to recovery: the recovery
-        // point checkpoint is made durable before the commit.
-        write_durably(
-            &self.dir,
-            RECOVERY_POINT_FILE,
-            format!("{}\n", self.recovery_point).as_bytes(),
-        )?;
-        write_durably(
+        let sizes: Vec<u32> = cleaned.outputs.iter().map(|s| s.size).collect();
+        if let Err(e) = write_durably(
             &self.dir,
             SWAP_MARKER_FILE,
-            encode_marker(&replaced, &installed).as_bytes(),
-        )?;
+            encode_marker(&replaced, &installed, &sizes).as_bytes(),
+        ) {
+            // Whether the marker made it is unknown: without it the swap never happened and
+            // the outputs can go; if it cannot be removed, the next open must finish the swap,
+            // so the outputs stay and the log stops here.
+            match fs::remove_file(self.dir.join(SWAP_MARKER_FILE)) {
+                Err(r) if r.kind() != io::ErrorKind::NotFound => {
+                    cleaned.consumed = true;
+                    self.failed = true;
+                }
+                _ => cleaned.discard(),
+            }
+            return Err(e);
+        }
         // From here on the files belong to the log: a failure below is finished by the next open.
         cleaned.consumed = true;
         if stop == SwapStep::Committed {
             return Ok(report);
         }
         let outputs = std::mem::take(&mut cleaned.outputs);
+        let new_segments = match self.finish_swap(outputs, &replaced, &installed, stop) {
+            Ok(Some(segments)) => segments,
+            Ok(None) => return Ok(report),
+            Err(e) => {
+                // The files are half swapped and only the next open can finish: like Kafka
+                // taking the log dir offline, the log refuses appends and further cleaning.
+                self.failed = true;
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "finishing the cleaner swap in {} failed: {e}",
+                        self.dir.display()
+                    ),
+                ));
+            }
+        };
+        let count = replaced.len();
+        for old in self.segments.splice(first..first + count, new_segments) {
+            // Unlinked or renamed over: the last close, which frees the blocks (slow for a big
+            // file), happens on the reaper thread whenever the last read holding it is done.
+            old.file.retire();
+        }
+        write_cleaner_checkpoint(
+            &self.dir,
+            cleaned.cleaned_up_to,
+            cleaned.removed.earliest_horizon,
+        )?;
+        report.installed = true;
+        Ok(report)
+    }
+
+    /// Steps 3 to 5 of the swap: the outputs renamed into place, the replaced segments deleted,
+    /// index files written, the marker removed. Returns the new segments, or `None` when a test
+    /// stopped it after `stop`.
+    fn finish_swap(
+        &self,
+        outputs: Vec<crate::segment::Segment>,
+        replaced: &[i64],
+        installed: &[i64],
+        stop: SwapStep,
+    ) -> io::Result<Option<Vec<crate::segment::Segment>>> {
         for (n, out) in outputs.iter().enumerate() {
             if stop == SwapStep::Renamed(n) {
-                return Ok(report);
+                return Ok(None);
             }
             fs::rename(
                 segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX),
                 segment::file_path(&self.dir, out.base_offset, LOG_SUFFIX),
             )?;
         }
-        let mut new_segments = Vec::with_capacity(outputs.len());
-        for base in &replaced {
+        for base in replaced {
             if !installed.contains(base) {
                 segment::delete_files(&self.dir, *base)?;
             }
         }
+        let mut new_segments = Vec::with_capacity(outputs.len());
         for mut out in outputs {
             // The same inode, under its final name.
             out.file = Arc::new(LogFile::open(
@@ -257,19 +315,11 @@ impl PartitionLog {
             new_segments.push(out);
         }
         if stop == SwapStep::OldDeleted {
-            return Ok(report);
+            return Ok(None);
         }
         fs::remove_file(self.dir.join(SWAP_MARKER_FILE))?;
         self.dir_file.sync_blocking()?;
-        let count = replaced.len();
-        self.segments.splice(first..first + count, new_segments);
-        write_cleaner_checkpoint(
-            &self.dir,
-            cleaned.cleaned_up_to,
-            cleaned.removed.earliest_horizon,
-        )?;
-        report.installed = true;
-        Ok(report)
+        Ok(Some(new_segments))
     }
 
     /// Where the segments a job read sit in the log now, if they are all still there, unchanged
@@ -312,21 +362,22 @@ fn write_cleaner_checkpoint(dir: &Path, offset: i64, horizon: Option<i64>) -> io
     fs::rename(&tmp, &path)
 }
 
-fn encode_marker(replaced: &[i64], installed: &[i64]) -> String {
-    let list = |v: &[i64]| {
-        v.iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+fn encode_marker(replaced: &[i64], installed: &[i64], sizes: &[u32]) -> String {
+    fn list<T: ToString>(v: &[T]) -> String {
+        v.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
+    }
     format!(
-        "replaced {}\ninstalled {}\n",
+        "replaced {}\ninstalled {}\nsizes {}\n",
         list(replaced),
-        list(installed)
+        list(installed),
+        list(sizes)
     )
 }
 
-fn decode_marker(text: &str) -> Option<(Vec<i64>, Vec<i64>)> {
+/// A swap marker: the replaced segments' bases, the outputs' bases and their sizes in bytes.
+type Marker = (Vec<i64>, Vec<i64>, Vec<u64>);
+
+fn decode_marker(text: &str) -> Option<Marker> {
     let mut lines = text.lines();
     let mut field = |name: &str| -> Option<Vec<i64>> {
         let rest = lines.next()?.strip_prefix(name)?;
@@ -334,8 +385,18 @@ fn decode_marker(text: &str) -> Option<(Vec<i64>, Vec<i64>)> {
     };
     let replaced = field("replaced")?;
     let installed = field("installed")?;
-    let ok = !replaced.is_empty() && installed.iter().all(|b| replaced.contains(b));
-    ok.then_some((replaced, installed))
+    let sizes = field("sizes")?;
+    let ok = !replaced.is_empty()
+        && installed.iter().all(|b| replaced.contains(b))
+        && sizes.len() == installed.len()
+        && sizes.iter().all(|&s| s >= 0);
+    ok.then(|| {
+        (
+            replaced,
+            installed,
+            sizes.iter().map(|&s| s as u64).collect(),
+        )
+    })
 }
 
 /// Writes a small file so that after a crash it is either absent (or old) or complete: a
@@ -356,12 +417,30 @@ pub(super) fn recover_swap(dir: &Path) -> io::Result<()> {
     let marker = dir.join(SWAP_MARKER_FILE);
     match fs::read_to_string(&marker) {
         Ok(text) => {
-            let (replaced, installed) = decode_marker(&text).ok_or_else(|| {
+            let (replaced, installed, sizes) = decode_marker(&text).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("unreadable cleaner swap marker {}", marker.display()),
                 )
             })?;
+            // Every output must be there, still waiting or already renamed (then its `.log` has
+            // the output's size). Anything else is not a state a swap leaves: refuse to guess
+            // rather than delete the replaced segments.
+            for (&base, &size) in installed.iter().zip(&sizes) {
+                let waiting = segment::file_path(dir, base, CLEANED_SUFFIX).exists();
+                let renamed = fs::metadata(segment::file_path(dir, base, LOG_SUFFIX))
+                    .is_ok_and(|m| m.len() == size);
+                if !waiting && !renamed {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "cleaner swap marker {} names output {base} ({size} bytes), which is \
+                             missing",
+                            marker.display()
+                        ),
+                    ));
+                }
+            }
             for &base in &installed {
                 let cleaned = segment::file_path(dir, base, CLEANED_SUFFIX);
                 match fs::rename(&cleaned, segment::file_path(dir, base, LOG_SUFFIX)) {
@@ -408,10 +487,14 @@ mod tests {
 
     #[test]
     fn marker_round_trips_and_rejects_nonsense() {
-        let text = encode_marker(&[0, 10, 20], &[0, 20]);
-        assert_eq!(decode_marker(&text), Some((vec![0, 10, 20], vec![0, 20])));
-        assert_eq!(decode_marker("replaced 0 1\ninstalled 5\n"), None);
-        assert_eq!(decode_marker("replaced\ninstalled\n"), None);
+        let text = encode_marker(&[0, 10, 20], &[0, 20], &[100, 0]);
+        assert_eq!(
+            decode_marker(&text),
+            Some((vec![0, 10, 20], vec![0, 20], vec![100, 0]))
+        );
+        assert_eq!(decode_marker("replaced 0 1\ninstalled 5\nsizes 1\n"), None);
+        assert_eq!(decode_marker("replaced 0 1\ninstalled 0\nsizes\n"), None);
+        assert_eq!(decode_marker("replaced\ninstalled\nsizes\n"), None);
         assert_eq!(decode_marker("garbage"), None);
     }
 }
