@@ -141,6 +141,12 @@ impl Segment {
         }
     }
 
+    /// An empty in-memory segment over an already open `file` (the cleaner's output, written
+    /// under a temporary name and placed batch by batch as it is written).
+    pub fn over_file(base_offset: i64, file: LogFile) -> Self {
+        Segment::empty(base_offset, file)
+    }
+
     /// Creates a new, empty segment file (any leftover index files of that name are removed).
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Self> {
         remove_if_exists(&file_path(dir, base_offset, INDEX_SUFFIX))?;

@@ -12,8 +12,45 @@
 //! 3. on the shard, [`crate::log::PartitionLog::install_cleaned`] swaps the new segments in
 //!    crash-safely (see [`crate::log::compaction`]), unless the log changed meanwhile in a way
 //!    that makes the result stale, in which case it is discarded.
+//!
+//! A pass works as Kafka's does:
+//! - the *cleanable* range runs from the log's first segment to the first uncleanable offset
+//!   (the active segment, a segment still inside `min.compaction.lag.ms`, or the first segment
+//!   not yet known durable); its *dirty* part starts at the cleaner checkpoint, where the last
+//!   pass stopped;
+//! - the key map is built over the dirty part ([`keymap`]), up to where it fills: at a segment
+//!   boundary, or inside the first dirty segment when not even that fits; the rest waits for the
+//!   next pass;
+//! - every segment from the log start to there is rewritten ([`rewrite`]): a record goes when
+//!   the map holds a higher offset for its key, or when it is a tombstone whose delete horizon
+//!   has passed; consecutive segments are merged into one output while they fit in
+//!   `segment.bytes`.
 
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::BatchHeader;
+use crate::segment::{self, LogFile, Segment};
+
+pub mod keymap;
+pub mod reader;
+pub mod rewrite;
+pub mod throttle;
+
+pub use keymap::KeyMap;
+pub use rewrite::Removed;
+pub use throttle::Throttle;
+
+use reader::BatchReader;
+use rewrite::{Outcome, Pass};
+
+/// Suffix of a cleaned segment written but not yet swapped in: `<base offset>.cleaned`.
+pub const CLEANED_SUFFIX: &str = "cleaned";
+/// Bytes buffered before a write to a cleaned segment.
+pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// The limits one cleaner works under (Kafka's `log.cleaner.*` broker settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,18 +71,50 @@ impl Default for CleanerLimits {
     }
 }
 
+/// A sealed segment as a job saw it when it was planned.
+#[derive(Debug, Clone)]
+pub(crate) struct InputSegment {
+    pub base_offset: i64,
+    pub file: Arc<LogFile>,
+    pub size: u32,
+    pub next_offset: i64,
+}
+
 /// Work for the cleaner thread: which segments of one partition to clean and how. `Send`.
 #[derive(Debug)]
 pub struct CleaningJob {
     /// How dirty the log was when planned (dirty bytes / cleanable bytes): the shard cleans the
     /// dirtiest log first.
     pub dirty_ratio: f64,
+    pub(crate) dir: PathBuf,
+    /// The cleanable segments, from the log's first one, in order.
+    pub(crate) segments: Vec<InputSegment>,
+    pub(crate) first_dirty_offset: i64,
+    pub(crate) first_uncleanable_offset: i64,
+    pub(crate) now_ms: i64,
+    pub(crate) delete_retention_ms: u64,
+    pub(crate) segment_bytes: u32,
+    pub(crate) index_interval_bytes: u32,
+    pub(crate) forced_by_max_lag: bool,
 }
 
 /// A finished job's output, waiting to be installed on the shard. `Send`. Dropping it without
 /// installing removes its files.
 #[derive(Debug)]
-pub struct CleanedSegments {}
+pub struct CleanedSegments {
+    pub(crate) dir: PathBuf,
+    /// The segments the output replaces (a prefix of the job's).
+    pub(crate) replaced: Vec<InputSegment>,
+    /// The new segments, each in `<base>.cleaned`, fdatasynced, with their indexes in memory.
+    pub(crate) outputs: Vec<Segment>,
+    /// The cleaner checkpoint once installed: every offset below it has been cleaned.
+    pub(crate) cleaned_up_to: i64,
+    pub(crate) removed: Removed,
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
+    /// Set once the files belong to the log (installed) or are already removed.
+    pub(crate) consumed: bool,
+}
 
 /// What an install did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,26 +127,333 @@ pub struct CleaningReport {
     pub bytes_after: u64,
     pub records_removed: u64,
     pub tombstones_removed: u64,
-}
-
-/// Paces a cleaner's I/O to `io_max_bytes_per_second`.
-#[derive(Debug)]
-pub struct Throttle {}
-
-impl Throttle {
-    pub fn new(_bytes_per_second: u64) -> Throttle {
-        Throttle {}
-    }
+    /// Records without a key found (and removed) in the compacted log.
+    pub keyless_removed: u64,
+    /// The new cleaner checkpoint (first offset not cleaned yet).
+    pub cleaned_up_to: i64,
 }
 
 impl CleaningJob {
+    /// The partition directory the job cleans.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the dirty part begins (the cleaner checkpoint).
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.first_dirty_offset
+    }
+
+    /// Where the cleanable range ends.
+    pub fn first_uncleanable_offset(&self) -> i64 {
+        self.first_uncleanable_offset
+    }
+
+    /// How many segments the cleanable range holds.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether `max.compaction.lag.ms` rather than the dirty ratio made the log due.
+    pub fn forced_by_max_compaction_lag(&self) -> bool {
+        self.forced_by_max_lag
+    }
+
+    /// The offset where segment `i`'s range ends (the next segment's base).
+    fn boundary(&self, i: usize) -> i64 {
+        self.segments
+            .get(i + 1)
+            .map_or(self.first_uncleanable_offset, |s| s.base_offset)
+    }
+
     /// Cleans the job's segments into new files. Blocking I/O: run it on a cleaner thread,
     /// never on a shard.
     pub fn run(
         self,
-        _limits: &CleanerLimits,
-        _throttle: &mut Throttle,
+        limits: &CleanerLimits,
+        throttle: &mut Throttle,
     ) -> io::Result<CleanedSegments> {
-        Err(io::Error::other("the cleaner is not built yet"))
+        let mut map = KeyMap::with_buffer(limits.dedupe_buffer_bytes);
+        let mut bytes_read = 0u64;
+        let (mapped_end, rewrite_count) = self.build_map(&mut map, throttle, &mut bytes_read)?;
+        let replaced = self.segments[..rewrite_count].to_vec();
+        let mut cleaned = CleanedSegments {
+            dir: self.dir.clone(),
+            replaced,
+            outputs: Vec::new(),
+            cleaned_up_to: mapped_end,
+            removed: Removed::default(),
+            bytes_read,
+            bytes_written: 0,
+            consumed: false,
+        };
+        let pass = Pass {
+            map: &map,
+            mapped_end,
+            now_ms: self.now_ms,
+            delete_retention_ms: self.delete_retention_ms,
+        };
+        for (g, group) in group_segments(&cleaned.replaced, self.segment_bytes)
+            .into_iter()
+            .enumerate()
+        {
+            let inputs = cleaned.replaced[group].to_vec();
+            let base = inputs[0].base_offset;
+            let path = segment::file_path(&self.dir, base, CLEANED_SUFFIX);
+            // Registered first, so that an error below still removes the file (Drop).
+            let file = create_output(&path)?;
+            let handle = LogFile::open(&path, false)?;
+            cleaned.outputs.push(Segment::over_file(base, handle));
+            let seg = cleaned.outputs.last_mut().expect("just pushed");
+            let written = self.clean_group(
+                &inputs,
+                file,
+                seg,
+                &pass,
+                throttle,
+                &mut cleaned.removed,
+                &mut cleaned.bytes_read,
+            )?;
+            cleaned.bytes_written += written;
+            // An output with nothing left is not kept, except the log's first segment: it keeps
+            // the log start where it was.
+            if written == 0 && g > 0 {
+                cleaned.outputs.pop();
+                fs::remove_file(&path)?;
+            }
+        }
+        // The new files' directory entries are durable before the swap can be committed.
+        LogFile::open_dir(&self.dir)?.sync_blocking()?;
+        Ok(cleaned)
+    }
+
+    /// Builds the key map over the dirty part. Returns the offset up to which the map covers
+    /// it and how many segments (from the first) the pass rewrites.
+    fn build_map(
+        &self,
+        map: &mut KeyMap,
+        throttle: &mut Throttle,
+        bytes_read: &mut u64,
+    ) -> io::Result<(i64, usize)> {
+        let dirty_from = self.first_dirty_offset;
+        let Some(first_dirty) = (0..self.segments.len()).find(|&i| self.boundary(i) > dirty_from)
+        else {
+            // Nothing dirty: a pass planned because a delete horizon passed rewrites it all.
+            return Ok((dirty_from, self.segments.len()));
+        };
+        let mut mapped_end = dirty_from;
+        let mut rewrite_count = first_dirty;
+        for i in first_dirty..self.segments.len() {
+            let input = &self.segments[i];
+            let mut reader = BatchReader::new(input.file.clone(), input.base_offset, input.size);
+            let mut full = false;
+            // The end of the last batch of this segment whose keys are all in the map.
+            let mut whole_batches_end = None;
+            while let Some((header, _, bytes)) = reader.next_batch(throttle)? {
+                *bytes_read += bytes.len() as u64;
+                if header.last_offset() < dirty_from {
+                    continue;
+                }
+                if !(header.is_transactional() || header.is_control()) {
+                    let (_, records) = crate::batch::codec::decode_batch_records(
+                        bytes,
+                        crate::batch::codec::MAX_DECOMPRESSED_BATCH_BYTES,
+                    )
+                    .map_err(|e| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("batch at offset {}: {e}", header.base_offset),
+                        )
+                    })?;
+                    for record in &records {
+                        let offset = header.base_offset + i64::from(record.offset_delta);
+                        if offset < dirty_from {
+                            continue;
+                        }
+                        if let Some(key) = &record.key {
+                            if !map.insert(key, offset) {
+                                full = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if full {
+                    break;
+                }
+                whole_batches_end = Some(header.next_offset());
+            }
+            if !full {
+                mapped_end = self.boundary(i);
+                rewrite_count = i + 1;
+                continue;
+            }
+            if i == first_dirty {
+                // Not even one segment fits: clean up to the last whole batch that did.
+                match whole_batches_end {
+                    Some(end) if end > dirty_from => {
+                        mapped_end = end;
+                        rewrite_count = i + 1;
+                    }
+                    _ => {
+                        return Err(io::Error::other(format!(
+                            "log.cleaner.dedupe.buffer.size holds {} keys: too few for one batch \
+                             at offset {dirty_from} of {}",
+                            map.max_entries(),
+                            self.dir.display()
+                        )))
+                    }
+                }
+            }
+            break;
+        }
+        assert!(mapped_end > dirty_from, "a pass must make progress");
+        Ok((mapped_end, rewrite_count))
+    }
+
+    /// Writes the cleaned batches of `inputs` to `file`, placing them in `seg`. Returns the
+    /// bytes written.
+    #[allow(clippy::too_many_arguments)]
+    fn clean_group(
+        &self,
+        inputs: &[InputSegment],
+        file: File,
+        seg: &mut Segment,
+        pass: &Pass<'_>,
+        throttle: &mut Throttle,
+        removed: &mut Removed,
+        bytes_read: &mut u64,
+    ) -> io::Result<u64> {
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let mut position = 0u32;
+        for input in inputs {
+            let mut reader = BatchReader::new(input.file.clone(), input.base_offset, input.size);
+            while let Some((header, _, bytes)) = reader.next_batch(throttle)? {
+                *bytes_read += bytes.len() as u64;
+                let outcome = rewrite::clean_batch(&header, bytes, pass, removed)?;
+                let out: &[u8] = match &outcome {
+                    Outcome::Copy => bytes,
+                    Outcome::Rebuilt(rebuilt) => rebuilt,
+                    Outcome::Dropped => continue,
+                };
+                let placed = BatchHeader::parse(out).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("cleaned batch: {e}"))
+                })?;
+                debug_assert!(crate::batch::validate_batch(out).is_ok());
+                seg.place_batch(&placed, position, self.index_interval_bytes);
+                writer.write_all(out)?;
+                position += out.len() as u32;
+                throttle.consume(out.len() as u64);
+            }
+        }
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        Ok(u64::from(position))
+    }
+}
+
+/// Creates (or empties) an output file.
+fn create_output(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// Splits consecutive segments into groups that each become one output segment: a group grows
+/// while its input bytes fit in `segment_bytes` and its offsets stay within a segment's 32-bit
+/// relative range (Kafka's `groupSegmentsBySize`).
+fn group_segments(segments: &[InputSegment], segment_bytes: u32) -> Vec<Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < segments.len() {
+        let mut end = start + 1;
+        let mut bytes = u64::from(segments[start].size);
+        while end < segments.len()
+            && bytes + u64::from(segments[end].size) <= u64::from(segment_bytes)
+            && segments[end].next_offset - segments[start].base_offset <= i64::from(u32::MAX)
+        {
+            bytes += u64::from(segments[end].size);
+            end += 1;
+        }
+        groups.push(start..end);
+        start = end;
+    }
+    groups
+}
+
+impl CleanedSegments {
+    /// The cleaner checkpoint the install will record.
+    pub fn cleaned_up_to(&self) -> i64 {
+        self.cleaned_up_to
+    }
+
+    /// What the pass removed.
+    pub fn removed(&self) -> Removed {
+        self.removed
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// Removes the output files (a discarded result).
+    pub(crate) fn discard(&mut self) {
+        if self.consumed {
+            return;
+        }
+        self.consumed = true;
+        for out in &self.outputs {
+            let path = segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX);
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("cannot remove {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CleanedSegments {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(base: i64, size: u32, next: i64) -> InputSegment {
+        let dir = std::env::temp_dir();
+        InputSegment {
+            base_offset: base,
+            file: Arc::new(LogFile::open_dir(&dir).unwrap()),
+            size,
+            next_offset: next,
+        }
+    }
+
+    #[test]
+    fn groups_fit_in_a_segment_and_in_32_bit_offsets() {
+        let segs = vec![
+            input(0, 40, 10),
+            input(10, 50, 20),
+            input(20, 20, 30),
+            input(30, 100, 40),
+            input(40, 10, 50),
+        ];
+        assert_eq!(group_segments(&segs, 100), vec![0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(group_segments(&segs, 1000), vec![0..5]);
+        let far = vec![
+            input(0, 1, 10),
+            input(u32::MAX as i64 - 5, 1, u32::MAX as i64 + 2),
+        ];
+        assert_eq!(group_segments(&far, 1000), vec![0..1, 1..2]);
     }
 }

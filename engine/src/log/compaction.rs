@@ -1,21 +1,417 @@
-//! Compaction's part of the partition log: swapping cleaned segments in for the ones they
-//! replace, crash-safely, and completing a swap that a crash interrupted when the log opens.
+//! Compaction's part of the partition log: choosing what to clean, swapping cleaned segments in
+//! for the ones they replace, crash-safely, and completing a swap that a crash interrupted when
+//! the log opens.
+//!
+//! The swap, for a result that replaces segments `R` with outputs `N` (each output is named by
+//! the base offset of the first segment it replaces, so `N ⊆ R`):
+//! 1. (cleaner thread) every output is written to `<base>.cleaned`, fdatasynced, and the
+//!    directory fsynced;
+//! 2. the commit: the swap marker [`SWAP_MARKER_FILE`] naming `R` and `N` is written to a
+//!    temporary file, fsynced, renamed into place and the directory fsynced. Before this point
+//!    a crash leaves the old segments (the `.cleaned` files are removed when the log opens);
+//!    after it, the new ones (the log's open finishes the swap);
+//! 3. each `<base>.cleaned` is renamed over `<base>.log`;
+//! 4. the segments of `R` not in `N` are deleted, and the outputs' index files rewritten;
+//! 5. the marker is removed (and the directory fsynced).
+//!
+//! Every step after the commit is idempotent, so finishing a swap twice is harmless. Reads in
+//! flight hold `Arc<LogFile>`s of the old files, which stay readable until they are dropped.
 
-use std::io;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
 
-use super::PartitionLog;
-use crate::cleaner::{CleanedSegments, CleaningJob, CleaningReport};
+use super::{PartitionLog, RECOVERY_POINT_FILE};
+use crate::cleaner::{CleanedSegments, CleaningJob, CleaningReport, InputSegment, CLEANED_SUFFIX};
+use crate::segment::{self, LogFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+
+/// Per-partition checkpoint of the cleaner (Kafka's `cleaner-offset-checkpoint`, kept per
+/// partition here): every offset below it has been through a cleaning pass; what follows is
+/// dirty.
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+/// The marker that commits a swap: which segments are replaced and which outputs replace them.
+pub const SWAP_MARKER_FILE: &str = "cleaner-swap";
+
+/// The steps of a swap, for tests that stop after one of them (a simulated crash).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SwapStep {
+    /// Nothing of the swap done: only the `.cleaned` files exist.
+    NotCommitted,
+    /// The marker is durable.
+    Committed,
+    /// Some of the outputs (this many) are renamed over the old segments.
+    Renamed(usize),
+    /// All outputs renamed, the replaced segments deleted and new index files written.
+    OldDeleted,
+    /// The marker is removed: the swap is complete.
+    Done,
+}
 
 impl PartitionLog {
     /// On the shard: whether this log is due for cleaning at `now_ms` under its config, and if
     /// so the job that cleans it. `None` for logs without the compact policy.
-    pub fn plan_cleaning(&self, _now_ms: i64) -> Option<CleaningJob> {
-        None
+    ///
+    /// The cleanable range runs from the first segment to the first uncleanable offset: the
+    /// earliest of the active segment's base, the first segment whose newest timestamp is within
+    /// `min.compaction.lag.ms` of `now_ms`, and the recovery point (only segments known to be
+    /// fully durable are cleaned: recovery treats the ones after it as a possibly torn tail).
+    /// The log is due when its dirty share (bytes of segments at or after the cleaner
+    /// checkpoint) is above `min.cleanable.dirty.ratio`, or when dirty data has waited longer
+    /// than `max.compaction.lag.ms`. Reads only the small checkpoint file.
+    pub fn plan_cleaning(&self, now_ms: i64) -> Option<CleaningJob> {
+        let config = &self.config;
+        if !config.cleanup_policy.compact || self.failed {
+            return None;
+        }
+        let last = self.segments.len() - 1;
+        let mut uncleanable = self.segments[last].base_offset.min(self.recovery_point);
+        if config.min_compaction_lag_ms > 0 {
+            let lag = i64::try_from(config.min_compaction_lag_ms).unwrap_or(i64::MAX);
+            if let Some(young) = self.segments[..last]
+                .iter()
+                .find(|s| s.max_timestamp > now_ms.saturating_sub(lag))
+            {
+                uncleanable = uncleanable.min(young.base_offset);
+            }
+        }
+        // Segments whose whole range lies below the first uncleanable offset.
+        let count = (0..last)
+            .take_while(|&i| self.segments[i + 1].base_offset <= uncleanable)
+            .count();
+        if count == 0 {
+            return None;
+        }
+        let end = self.segments[count].base_offset;
+        let (checkpoint, horizon) = read_cleaner_checkpoint(&self.dir);
+        let checkpoint = checkpoint.clamp(self.segments[0].base_offset, end);
+        let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
+        let mut first_dirty = None;
+        for i in 0..count {
+            let size = u64::from(self.segments[i].size);
+            if self.segments[i + 1].base_offset <= checkpoint {
+                clean_bytes += size;
+            } else {
+                dirty_bytes += size;
+                first_dirty.get_or_insert(i);
+            }
+        }
+        let Some(first_dirty) = first_dirty else {
+            // Nothing new, but a kept tombstone's delete horizon has passed: clean to remove it.
+            if horizon.is_some_and(|h| h <= now_ms) {
+                return Some(self.job(0.0, count, checkpoint, end, now_ms, false));
+            }
+            return None;
+        };
+        let total = clean_bytes + dirty_bytes;
+        let dirty_ratio = if total == 0 {
+            1.0
+        } else {
+            dirty_bytes as f64 / total as f64
+        };
+        // max.compaction.lag.ms: the first dirty segment's first batch is the oldest dirty data
+        // (its time-index entry holds that batch's max timestamp).
+        let seg = &self.segments[first_dirty];
+        let oldest_dirty = seg
+            .time_index
+            .entries()
+            .first()
+            .map_or(seg.max_timestamp, |e| e.timestamp);
+        let forced_by_max_lag = config.max_compaction_lag_ms != u64::MAX
+            && oldest_dirty >= 0
+            && now_ms.saturating_sub(oldest_dirty)
+                > i64::try_from(config.max_compaction_lag_ms).unwrap_or(i64::MAX);
+        // Kafka cleans a log whose ratio is strictly above the minimum.
+        if !(dirty_ratio > config.min_cleanable_dirty_ratio || forced_by_max_lag) {
+            return None;
+        }
+        Some(self.job(
+            dirty_ratio,
+            count,
+            checkpoint,
+            end,
+            now_ms,
+            forced_by_max_lag,
+        ))
+    }
+
+    fn job(
+        &self,
+        dirty_ratio: f64,
+        count: usize,
+        checkpoint: i64,
+        end: i64,
+        now_ms: i64,
+        forced_by_max_lag: bool,
+    ) -> CleaningJob {
+        let config = &self.config;
+        let segments = self.segments[..count]
+            .iter()
+            .map(|s| InputSegment {
+                base_offset: s.base_offset,
+                file: s.file.clone(),
+                size: s.size,
+                next_offset: s.next_offset,
+            })
+            .collect();
+        CleaningJob {
+            dirty_ratio,
+            dir: self.dir.clone(),
+            segments,
+            first_dirty_offset: checkpoint,
+            first_uncleanable_offset: end,
+            now_ms,
+            delete_retention_ms: config.delete_retention_ms,
+            segment_bytes: config.segment_bytes,
+            index_interval_bytes: config.index_interval_bytes,
+            forced_by_max_lag,
+        }
+    }
+
+    /// The cleaner checkpoint: the first offset no cleaning pass has covered yet.
+    pub fn cleaner_checkpoint(&self) -> i64 {
+        read_cleaner_checkpoint(&self.dir)
+            .0
+            .max(self.segments[0].base_offset)
     }
 
     /// On the shard: swaps a finished job's segments in (crash-safely), or discards them when
-    /// the log changed meanwhile.
-    pub fn install_cleaned(&mut self, _cleaned: CleanedSegments) -> io::Result<CleaningReport> {
-        Ok(CleaningReport::default())
+    /// the log changed meanwhile (retention or DeleteRecords removed a segment it read, or
+    /// another pass replaced one). A few small blocking writes and fsyncs; no segment data is
+    /// read or written here.
+    pub fn install_cleaned(&mut self, cleaned: CleanedSegments) -> io::Result<CleaningReport> {
+        self.install_cleaned_until(cleaned, SwapStep::Done)
+    }
+
+    /// [`PartitionLog::install_cleaned`] that stops after `stop` and leaves the files as they
+    /// are, as a crash there would. For crash tests: drop the log afterwards and reopen it.
+    #[doc(hidden)]
+    pub fn install_cleaned_until(
+        &mut self,
+        mut cleaned: CleanedSegments,
+        stop: SwapStep,
+    ) -> io::Result<CleaningReport> {
+        let mut report = CleaningReport {
+            segments_before: cleaned.replaced.len(),
+            segments_after: cleaned.outputs.len(),
+            bytes_before: cleaned.replaced.iter().map(|s| u64::from(s.size)).sum(),
+            bytes_after: cleaned.outputs.iter().map(|s| u64::from(s.size)).sum(),
+            records_removed: cleaned.removed.records,
+            tombstones_removed: cleaned.removed.tombstones,
+            keyless_removed: cleaned.removed.keyless,
+            cleaned_up_to: cleaned.cleaned_up_to,
+            installed: false,
+        };
+        let Some(first) = self.position_of(&cleaned.replaced) else {
+            cleaned.discard();
+            return Ok(report);
+        };
+        if stop == SwapStep::NotCommitted {
+            // The crash comes before the commit: the .cleaned files stay behind.
+            cleaned.consumed = true;
+            return Ok(report);
+        }
+        let replaced: Vec<i64> = cleaned.replaced.iter().map(|s| s.base_offset).collect();
+        let installed: Vec<i64> = cleaned.outputs.iter().map(|s| s.base_offset).collect();
+        // Everything the new segments replace must be known durable to recovery: the recovery
+        // point checkpoint is made durable before the commit.
+        write_durably(
+            &self.dir,
+            RECOVERY_POINT_FILE,
+            format!("{}\n", self.recovery_point).as_bytes(),
+        )?;
+        write_durably(
+            &self.dir,
+            SWAP_MARKER_FILE,
+            encode_marker(&replaced, &installed).as_bytes(),
+        )?;
+        // From here on the files belong to the log: a failure below is finished by the next open.
+        cleaned.consumed = true;
+        if stop == SwapStep::Committed {
+            return Ok(report);
+        }
+        let outputs = std::mem::take(&mut cleaned.outputs);
+        for (n, out) in outputs.iter().enumerate() {
+            if stop == SwapStep::Renamed(n) {
+                return Ok(report);
+            }
+            fs::rename(
+                segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX),
+                segment::file_path(&self.dir, out.base_offset, LOG_SUFFIX),
+            )?;
+        }
+        let mut new_segments = Vec::with_capacity(outputs.len());
+        for base in &replaced {
+            if !installed.contains(base) {
+                segment::delete_files(&self.dir, *base)?;
+            }
+        }
+        for mut out in outputs {
+            // The same inode, under its final name.
+            out.file = Arc::new(LogFile::open(
+                &segment::file_path(&self.dir, out.base_offset, LOG_SUFFIX),
+                false,
+            )?);
+            out.seal(&self.dir)?;
+            new_segments.push(out);
+        }
+        if stop == SwapStep::OldDeleted {
+            return Ok(report);
+        }
+        fs::remove_file(self.dir.join(SWAP_MARKER_FILE))?;
+        self.dir_file.sync_blocking()?;
+        let count = replaced.len();
+        self.segments.splice(first..first + count, new_segments);
+        write_cleaner_checkpoint(
+            &self.dir,
+            cleaned.cleaned_up_to,
+            cleaned.removed.earliest_horizon,
+        )?;
+        report.installed = true;
+        Ok(report)
+    }
+
+    /// Where the segments a job read sit in the log now, if they are all still there, unchanged
+    /// and sealed.
+    fn position_of(&self, replaced: &[InputSegment]) -> Option<usize> {
+        let first = replaced.first()?;
+        let at = self
+            .segments
+            .iter()
+            .position(|s| s.base_offset == first.base_offset)?;
+        // The active segment is never replaced.
+        if at + replaced.len() >= self.segments.len() {
+            return None;
+        }
+        let same = replaced.iter().zip(&self.segments[at..]).all(|(r, s)| {
+            r.base_offset == s.base_offset && Arc::ptr_eq(&r.file, &s.file) && r.size == s.size
+        });
+        same.then_some(at)
+    }
+}
+
+/// The cleaner checkpoint file: `<first dirty offset>[ <earliest delete horizon>]`.
+fn read_cleaner_checkpoint(dir: &Path) -> (i64, Option<i64>) {
+    let text = fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or_default();
+    let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
+    let offset = fields.next().flatten().unwrap_or(0);
+    (offset, fields.next().flatten())
+}
+
+/// Writes the cleaner checkpoint atomically (temporary file and rename). Not fsynced: losing it
+/// only makes the next pass clean more than it needs to.
+fn write_cleaner_checkpoint(dir: &Path, offset: i64, horizon: Option<i64>) -> io::Result<()> {
+    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+    let tmp = path.with_extension("tmp");
+    let text = match horizon {
+        Some(h) => format!("{offset} {h}\n"),
+        None => format!("{offset}\n"),
+    };
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, &path)
+}
+
+fn encode_marker(replaced: &[i64], installed: &[i64]) -> String {
+    let list = |v: &[i64]| {
+        v.iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "replaced {}\ninstalled {}\n",
+        list(replaced),
+        list(installed)
+    )
+}
+
+fn decode_marker(text: &str) -> Option<(Vec<i64>, Vec<i64>)> {
+    let mut lines = text.lines();
+    let mut field = |name: &str| -> Option<Vec<i64>> {
+        let rest = lines.next()?.strip_prefix(name)?;
+        rest.split_whitespace().map(|b| b.parse().ok()).collect()
+    };
+    let replaced = field("replaced")?;
+    let installed = field("installed")?;
+    let ok = !replaced.is_empty() && installed.iter().all(|b| replaced.contains(b));
+    ok.then_some((replaced, installed))
+}
+
+/// Writes a small file so that after a crash it is either absent (or old) or complete: a
+/// temporary file, fsynced, renamed into place, the directory fsynced.
+fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, dir.join(name))?;
+    LogFile::open_dir(dir)?.sync_blocking()
+}
+
+/// Called by [`PartitionLog::open`] before it lists the segments: finishes a swap whose marker
+/// is there (the commit happened), and removes the outputs of a swap that never committed.
+pub(super) fn recover_swap(dir: &Path) -> io::Result<()> {
+    let marker = dir.join(SWAP_MARKER_FILE);
+    match fs::read_to_string(&marker) {
+        Ok(text) => {
+            let (replaced, installed) = decode_marker(&text).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unreadable cleaner swap marker {}", marker.display()),
+                )
+            })?;
+            for &base in &installed {
+                let cleaned = segment::file_path(dir, base, CLEANED_SUFFIX);
+                match fs::rename(&cleaned, segment::file_path(dir, base, LOG_SUFFIX)) {
+                    // Missing: renamed before the crash.
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                // Whatever index files are there may describe the old segment: rebuild them.
+                remove_if_exists(&segment::file_path(dir, base, INDEX_SUFFIX))?;
+                remove_if_exists(&segment::file_path(dir, base, TIME_INDEX_SUFFIX))?;
+            }
+            for &base in &replaced {
+                if !installed.contains(&base) {
+                    segment::delete_files(dir, base)?;
+                }
+            }
+            LogFile::open_dir(dir)?.sync_blocking()?;
+            fs::remove_file(&marker)?;
+            LogFile::open_dir(dir)?.sync_blocking()?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // Outputs of a pass that never committed.
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if segment::parse_file_name(&name.to_string_lossy(), CLEANED_SUFFIX).is_some() {
+            fs::remove_file(dir.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trips_and_rejects_nonsense() {
+        let text = encode_marker(&[0, 10, 20], &[0, 20]);
+        assert_eq!(decode_marker(&text), Some((vec![0, 10, 20], vec![0, 20])));
+        assert_eq!(decode_marker("replaced 0 1\ninstalled 5\n"), None);
+        assert_eq!(decode_marker("replaced\ninstalled\n"), None);
+        assert_eq!(decode_marker("garbage"), None);
     }
 }

@@ -183,6 +183,13 @@ pub struct PlannedWrite {
     pub(crate) ticket: u64,
 }
 
+impl PlannedWrite {
+    /// What [`PartitionLog::complete_write`] takes once the bytes are written.
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+}
+
 #[derive(Debug)]
 struct PendingWrite {
     ticket: u64,
@@ -255,6 +262,9 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, RecoveryReport)> {
         assert!((MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&config.segment_bytes));
         fs::create_dir_all(dir)?;
+        // A cleaner swap interrupted by a crash is finished (or its uncommitted output removed)
+        // before the segments are listed.
+        compaction::recover_swap(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();

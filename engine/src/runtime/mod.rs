@@ -6,6 +6,7 @@
 //! - [`shard`]: the set of pinned shard threads and message passing between them;
 //! - [`placement`]: the deterministic `(topic, partition) → shard` map.
 
+pub mod background;
 pub mod executor;
 pub mod ops;
 pub mod placement;
@@ -13,6 +14,7 @@ pub mod ring;
 pub mod shard;
 mod slab;
 
+pub use background::{BackgroundThread, Priority};
 pub use executor::{block_on, sleep, sleep_until, spawn, yield_now, JoinHandle, TASKS_PER_TURN};
 pub use placement::{placement, shard_for};
 pub use ring::{CQ_ENTRIES, RING_ENTRIES};

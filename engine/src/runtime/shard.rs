@@ -268,12 +268,7 @@ impl ShardRouter {
         T: Send + 'static,
     {
         let mailbox = &self.mailboxes[shard];
-        let (tx, rx) = crossbeam_channel::bounded::<T>(1);
-        let notify = Arc::new(Mutex::new(None::<Waker>));
-        let completer = RemoteCompleter {
-            tx: Some(tx),
-            notify: notify.clone(),
-        };
+        let (completer, handle) = remote_pair();
         let job: Job = Box::new(move || {
             let fut = f();
             // Detached: the completer reports the output (or the task's drop).
@@ -285,7 +280,7 @@ impl ShardRouter {
         // If the shard has stopped, the job (and its completer) is dropped and the handle
         // reports it.
         mailbox.send(Msg::Run(job));
-        RemoteHandle { rx, notify }
+        handle
     }
 }
 
@@ -295,9 +290,21 @@ impl Drop for ShardSet {
     }
 }
 
+/// A completer and the handle it reports to: how work done elsewhere (another shard, a
+/// [`super::background::BackgroundThread`]) hands its output back to an awaiting task.
+pub(crate) fn remote_pair<T>() -> (RemoteCompleter<T>, RemoteHandle<T>) {
+    let (tx, rx) = crossbeam_channel::bounded::<T>(1);
+    let notify = Arc::new(Mutex::new(None::<Waker>));
+    let completer = RemoteCompleter {
+        tx: Some(tx),
+        notify: notify.clone(),
+    };
+    (completer, RemoteHandle { rx, notify })
+}
+
 /// Sends a task's output back to its [`RemoteHandle`] and wakes whoever awaits it. Dropped
 /// without completing (the task was dropped), it wakes the handle too, which then reports it.
-struct RemoteCompleter<T> {
+pub(crate) struct RemoteCompleter<T> {
     /// `None` once dropped: the channel must disconnect before the wake, so a woken handle
     /// sees either the value or the disconnection.
     tx: Option<Sender<T>>,
@@ -305,7 +312,7 @@ struct RemoteCompleter<T> {
 }
 
 impl<T> RemoteCompleter<T> {
-    fn complete(self, value: T) {
+    pub(crate) fn complete(self, value: T) {
         // The handle may be gone (detached); then the value is simply dropped.
         if let Some(tx) = &self.tx {
             let _ = tx.send(value);
