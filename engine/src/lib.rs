@@ -24,6 +24,7 @@ pub mod flush;
 pub mod index;
 pub mod log;
 pub mod partition;
+pub mod reaper;
 pub mod runtime;
 pub mod segment;
 pub mod storage;

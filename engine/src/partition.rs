@@ -146,6 +146,22 @@ impl Partition {
         self.log.borrow_mut().delete_records_before(offset)
     }
 
+    /// Retention: rolls the active segment if it is `segment.ms` old at `now_ms`, so that an
+    /// idle partition's data becomes deletable. Returns whether it rolled.
+    pub fn roll_if_due(&self, now_ms: i64) -> io::Result<bool> {
+        self.log.borrow_mut().roll_if_due(now_ms)
+    }
+
+    /// Retention: deletes the sealed segments past `retention.ms` / `retention.bytes` at
+    /// `now_ms` (delete policy only) and moves the log start offset past them. Ranges already
+    /// handed out stay readable; the files' unlink and last close happen off the shard.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+    ) -> io::Result<crate::log::retention::RetentionReport> {
+        self.log.borrow_mut().apply_retention(now_ms)
+    }
+
     /// Compaction, step 1 (on this shard): the cleaning job this partition is due for, if any.
     pub fn plan_cleaning(&self, now_ms: i64) -> Option<crate::cleaner::CleaningJob> {
         self.log.borrow().plan_cleaning(now_ms)

@@ -10,8 +10,9 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 use crate::index::{OffsetIndex, TimeIndex};
@@ -24,12 +25,29 @@ pub const RECOVERY_READ_BYTES: usize = 1 << 20;
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Appended to the names of a deleted segment's files until the reaper unlinks them (Kafka's
+/// `.deleted`); opening a log removes any that a crash left behind.
+pub const DELETED_SUFFIX: &str = "deleted";
 
 /// An open file of the log (a segment, or the partition directory for fsyncs of its entries).
 #[derive(Debug)]
 pub struct LogFile {
-    file: File,
+    /// Always `Some` until drop, which may hand it to the reaper.
+    file: Option<File>,
     path: PathBuf,
+    /// The file was deleted: its final close (which frees its blocks and page cache, slow for
+    /// a big file) happens on the reaper thread, not on whichever shard drops the last handle.
+    retired: AtomicBool,
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        if self.retired.load(Ordering::Acquire) {
+            if let Some(file) = self.file.take() {
+                crate::reaper::close(file);
+            }
+        }
+    }
 }
 
 impl LogFile {
@@ -40,10 +58,26 @@ impl LogFile {
             .create(create)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
-        Ok(LogFile {
-            file,
+        Ok(LogFile::new(file, path))
+    }
+
+    fn new(file: File, path: &Path) -> Self {
+        LogFile {
+            file: Some(file),
             path: path.to_path_buf(),
-        })
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    fn file(&self) -> &File {
+        self.file
+            .as_ref()
+            .expect("a LogFile holds its file until dropped")
+    }
+
+    /// Marks the file deleted: its last handle's drop closes it on the reaper thread.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Opens a directory so that its entries can be made durable with an fsync.
@@ -52,14 +86,11 @@ impl LogFile {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(path)?;
-        Ok(LogFile {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(LogFile::new(file, path))
     }
 
     pub fn raw_fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+        self.file().as_raw_fd()
     }
 
     pub fn path(&self) -> &Path {
@@ -69,11 +100,11 @@ impl LogFile {
     /// Blocking positional read, for start-up recovery and tests (the serving path reads through
     /// the shard's ring).
     pub fn read_exact_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, position)
+        self.file().read_exact_at(buf, position)
     }
 
     pub fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        Ok(self.file().metadata()?.len())
     }
 
     pub fn is_empty(&self) -> io::Result<bool> {
@@ -82,11 +113,11 @@ impl LogFile {
 
     /// Blocking fsync, for directory entries at partition creation and deletion.
     pub fn sync_blocking(&self) -> io::Result<()> {
-        self.file.sync_all()
+        self.file().sync_all()
     }
 
     fn truncate(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        self.file().set_len(len)
     }
 }
 
@@ -122,7 +153,10 @@ pub struct Segment {
     /// The largest batch max-timestamp in the segment, and the base offset of that batch.
     pub max_timestamp: i64,
     pub offset_of_max_timestamp: i64,
-    pub created_at: Instant,
+    /// Wall-clock ms when the first batch was appended to this segment: `segment.ms` counts
+    /// from here. For a segment recovered at start-up, its first batch's timestamp (clamped
+    /// to the time of recovery). `None` while the segment is empty.
+    pub first_append_ms: Option<i64>,
 }
 
 impl Segment {
@@ -137,7 +171,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
-            created_at: Instant::now(),
+            first_append_ms: None,
         }
     }
 
@@ -214,6 +248,64 @@ impl Segment {
     /// Removes the segment's files. Open handles (read ranges) keep the data readable.
     pub fn delete_files(&self, dir: &Path) -> io::Result<()> {
         delete_files(dir, self.base_offset)
+    }
+
+    /// How old the segment is for `segment.ms` at wall-clock `now_ms` (0 while empty).
+    pub fn age_ms(&self, now_ms: i64) -> u64 {
+        self.first_append_ms
+            .map_or(0, |first| now_ms.saturating_sub(first).max(0) as u64)
+    }
+
+    /// The newest timestamp in the segment, as `retention.ms` judges it: the largest batch
+    /// max-timestamp, or (as Kafka does when no batch has one) the file's modification time.
+    pub fn largest_timestamp_ms(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            return self.max_timestamp;
+        }
+        self.file
+            .file()
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    /// The max timestamp of the segment's first batch (blocking read), if it has one.
+    pub fn first_batch_timestamp(&self) -> io::Result<Option<i64>> {
+        if self.size == 0 {
+            return Ok(None);
+        }
+        let header = read_header(&self.file, 0, self.size)?;
+        Ok((header.max_timestamp >= 0).then_some(header.max_timestamp))
+    }
+
+    /// Deletes a segment taken out of its log without doing the slow part on this thread: the
+    /// files are renamed to `*.deleted` (so the names are free and a crash leaves only files
+    /// that opening the log removes), and the reaper thread unlinks them; the segment file's
+    /// final close also happens there, when its last handle (this one, or a read range still
+    /// being sent) drops.
+    pub fn retire(self, dir: &Path) -> io::Result<()> {
+        let mut doomed = Vec::with_capacity(3);
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = file_path(dir, self.base_offset, suffix);
+            let mut deleted = path.clone().into_os_string();
+            deleted.push(".");
+            deleted.push(DELETED_SUFFIX);
+            let deleted = PathBuf::from(deleted);
+            match fs::rename(&path, &deleted) {
+                Ok(()) => doomed.push(deleted),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // Unlink what is already renamed; this file stays for a later attempt.
+                    crate::reaper::unlink(doomed);
+                    return Err(e);
+                }
+            }
+        }
+        self.file.retire();
+        crate::reaper::unlink(doomed);
+        Ok(())
     }
 
     /// Opens a sealed segment that lies before the recovery point (known durable): trusts its
@@ -303,7 +395,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             max_timestamp,
             offset_of_max_timestamp,
-            created_at: Instant::now(),
+            first_append_ms: None,
         }))
     }
 

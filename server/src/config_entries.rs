@@ -54,6 +54,8 @@ struct TopicKey {
 }
 
 const LONG_MAX: &str = "9223372036854775807";
+/// Kafka's default `log.cleaner.io.max.bytes.per.second` (`Double.MAX_VALUE`): no limit.
+const CLEANER_IO_UNLIMITED: &str = "1.7976931348623157E308";
 
 /// The topic configs of Kafka 4.x that a describe lists (sorted by name, as Kafka returns them).
 const TOPIC_KEYS: &[TopicKey] = &[
@@ -355,6 +357,31 @@ fn long_or_never(v: u64) -> String {
     }
 }
 
+/// Kafka's -1 ("unlimited") for `u64::MAX`.
+fn long_or_unlimited(v: u64) -> String {
+    if v == u64::MAX {
+        "-1".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// A `cleanup.policy` list as Kafka writes it.
+fn policy_value(p: corelog_engine::log::CleanupPolicy) -> String {
+    match (p.compact, p.delete) {
+        (true, true) => "compact,delete",
+        (true, false) => "compact",
+        (false, true) => "delete",
+        (false, false) => "",
+    }
+    .to_string()
+}
+
+/// A DOUBLE config as Java's `Double.toString` writes it (`0.5`, `1.0`).
+fn double_value(v: f64) -> String {
+    format!("{v:?}")
+}
+
 /// The broker-level value of a topic config's default when `server.properties` sets it to
 /// something other than Kafka's default.
 fn broker_value(broker: &BrokerConfig, name: &str) -> Option<String> {
@@ -370,6 +397,13 @@ fn broker_value(broker: &BrokerConfig, name: &str) -> Option<String> {
         "flush.messages" => long_or_never(log.flush_messages),
         "flush.ms" => long_or_never(log.flush_ms),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "cleanup.policy" => policy_value(log.cleanup_policy),
+        "retention.ms" => long_or_unlimited(log.retention_ms),
+        "retention.bytes" => long_or_unlimited(log.retention_bytes),
+        "delete.retention.ms" => long_or_never(log.delete_retention_ms),
+        "min.compaction.lag.ms" => long_or_never(log.min_compaction_lag_ms),
+        "max.compaction.lag.ms" => long_or_never(log.max_compaction_lag_ms),
+        "min.cleanable.dirty.ratio" => double_value(log.min_cleanable_dirty_ratio),
         _ => return None,
     };
     (Some(v.as_str()) != topic_config_default(name)).then_some(v)
@@ -576,6 +610,105 @@ pub fn describe_broker(
                 kind::LONG,
                 "Default flush.ms.",
             ),
+            (
+                "log.retention.hours",
+                if log.retention_ms == u64::MAX {
+                    "-1".to_string()
+                } else {
+                    (log.retention_ms / 3_600_000).to_string()
+                },
+                "168",
+                kind::INT,
+                "Default retention.ms, in hours (log.retention.ms, when set, wins).",
+            ),
+            (
+                "log.retention.ms",
+                long_or_unlimited(log.retention_ms),
+                "604800000",
+                kind::LONG,
+                "Default retention.ms.",
+            ),
+            (
+                "log.retention.bytes",
+                long_or_unlimited(log.retention_bytes),
+                "-1",
+                kind::LONG,
+                "Default retention.bytes.",
+            ),
+            (
+                "log.retention.check.interval.ms",
+                broker.retention_check_interval_ms.to_string(),
+                "300000",
+                kind::LONG,
+                "How often each shard rolls aged segments and deletes old ones.",
+            ),
+            (
+                "log.cleanup.policy",
+                policy_value(log.cleanup_policy),
+                "delete",
+                kind::LIST,
+                "Default cleanup.policy.",
+            ),
+            (
+                "log.cleaner.enable",
+                broker.cleaner.enable.to_string(),
+                "true",
+                kind::BOOLEAN,
+                "Run the log cleaner (compaction).",
+            ),
+            (
+                "log.cleaner.backoff.ms",
+                broker.cleaner.backoff_ms.to_string(),
+                "15000",
+                kind::LONG,
+                "How long a cleaner sleeps when no log needs cleaning.",
+            ),
+            (
+                "log.cleaner.io.max.bytes.per.second",
+                if broker.cleaner.io_max_bytes_per_second == u64::MAX {
+                    CLEANER_IO_UNLIMITED.to_string()
+                } else {
+                    double_value(broker.cleaner.io_max_bytes_per_second as f64)
+                },
+                CLEANER_IO_UNLIMITED,
+                kind::DOUBLE,
+                "Read plus write bytes per second of each cleaner.",
+            ),
+            (
+                "log.cleaner.dedupe.buffer.size",
+                broker.cleaner.dedupe_buffer_bytes.to_string(),
+                "134217728",
+                kind::LONG,
+                "Memory for each cleaner's key map.",
+            ),
+            (
+                "log.cleaner.delete.retention.ms",
+                long_or_never(log.delete_retention_ms),
+                "86400000",
+                kind::LONG,
+                "Default delete.retention.ms.",
+            ),
+            (
+                "log.cleaner.min.compaction.lag.ms",
+                long_or_never(log.min_compaction_lag_ms),
+                "0",
+                kind::LONG,
+                "Default min.compaction.lag.ms.",
+            ),
+            (
+                "log.cleaner.max.compaction.lag.ms",
+                long_or_never(log.max_compaction_lag_ms),
+                LONG_MAX,
+                kind::LONG,
+                "Default max.compaction.lag.ms.",
+            ),
+            (
+                "log.cleaner.min.cleanable.ratio",
+                double_value(log.min_cleanable_dirty_ratio),
+                "0.5",
+                kind::DOUBLE,
+                "Default min.cleanable.dirty.ratio.",
+            ),
         ]);
     }
     all.sort_by(|a, b| a.0.cmp(b.0));
@@ -701,6 +834,83 @@ mod tests {
         assert_eq!(names, sorted);
         names.dedup();
         assert_eq!(names.len(), entries.len());
+    }
+
+    #[test]
+    fn cleanup_configs_report_their_source() {
+        let props: BTreeMap<String, String> = [
+            ("log.retention.hours", "2"),
+            ("log.cleanup.policy", "compact,delete"),
+            ("log.cleaner.min.cleanable.ratio", "0.25"),
+            ("log.retention.check.interval.ms", "200"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (broker, _) = BrokerConfig::from_properties(&props).unwrap();
+        let mut o = BTreeMap::new();
+        o.insert("retention.bytes".to_string(), "1000".to_string());
+        let entries = describe_topic(&broker, &o, None);
+        let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
+        // A topic override wins, with the broker's value listed after it when there is one.
+        let bytes = get("retention.bytes");
+        assert_eq!(bytes.value.as_deref(), Some("1000"));
+        assert_eq!(bytes.source, source::DYNAMIC_TOPIC_CONFIG);
+        // server.properties values: STATIC_BROKER_CONFIG under the broker key.
+        let ms = get("retention.ms");
+        assert_eq!(ms.value.as_deref(), Some("7200000"));
+        assert_eq!(ms.source, source::STATIC_BROKER_CONFIG);
+        assert_eq!(ms.synonyms[0].0, "log.retention.ms");
+        let policy = get("cleanup.policy");
+        assert_eq!(policy.value.as_deref(), Some("compact,delete"));
+        assert_eq!(policy.source, source::STATIC_BROKER_CONFIG);
+        assert_eq!(
+            policy.synonyms,
+            vec![
+                (
+                    "log.cleanup.policy".to_string(),
+                    Some("compact,delete".to_string()),
+                    source::STATIC_BROKER_CONFIG
+                ),
+                (
+                    "log.cleanup.policy".to_string(),
+                    Some("delete".to_string()),
+                    source::DEFAULT_CONFIG
+                ),
+            ]
+        );
+        assert_eq!(
+            get("min.cleanable.dirty.ratio").value.as_deref(),
+            Some("0.25")
+        );
+        // Untouched: Kafka's defaults.
+        for (name, value) in [
+            ("delete.retention.ms", "86400000"),
+            ("min.compaction.lag.ms", "0"),
+            ("max.compaction.lag.ms", LONG_MAX),
+            ("segment.ms", "604800000"),
+        ] {
+            let e = get(name);
+            assert_eq!(
+                (e.value.as_deref(), e.source),
+                (Some(value), source::DEFAULT_CONFIG)
+            );
+        }
+        // The broker describe lists the retention and cleaner keys.
+        let b = describe_broker(&broker, false, None);
+        let bget = |n: &str| b.iter().find(|e| e.name == n).unwrap().clone();
+        assert_eq!(bget("log.retention.ms").value.as_deref(), Some("7200000"));
+        assert_eq!(bget("log.retention.hours").value.as_deref(), Some("2"));
+        assert_eq!(
+            bget("log.retention.check.interval.ms").source,
+            source::STATIC_BROKER_CONFIG
+        );
+        assert_eq!(bget("log.retention.bytes").source, source::DEFAULT_CONFIG);
+        assert_eq!(bget("log.cleaner.enable").value.as_deref(), Some("true"));
+        assert_eq!(
+            bget("log.cleaner.io.max.bytes.per.second").source,
+            source::DEFAULT_CONFIG
+        );
     }
 
     #[test]

@@ -82,16 +82,28 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
             }
             _ => bad("must be between 14 and 2147483647"),
         },
-        "segment.ms"
-        | "flush.messages"
-        | "flush.ms"
-        | "retention.ms"
-        | "retention.bytes"
+        // Kafka 4's LogConfig bounds (ConfigDef `atLeast`); retention.bytes takes any long,
+        // a negative one meaning unlimited.
+        "segment.ms" | "flush.messages" | "max.compaction.lag.ms" => match value.parse::<i64>() {
+            Ok(v) if v >= 1 => Ok(()),
+            Ok(_) => bad("Value must be at least 1"),
+            Err(_) => bad("not a number"),
+        },
+        "flush.ms"
         | "delete.retention.ms"
         | "min.compaction.lag.ms"
-        | "max.compaction.lag.ms"
         | "file.delete.delay.ms"
-        | "segment.jitter.ms"
+        | "segment.jitter.ms" => match value.parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(()),
+            Ok(_) => bad("Value must be at least 0"),
+            Err(_) => bad("not a number"),
+        },
+        "retention.ms" => match value.parse::<i64>() {
+            Ok(v) if v >= -1 => Ok(()),
+            Ok(_) => bad("Value must be at least -1"),
+            Err(_) => bad("not a number"),
+        },
+        "retention.bytes"
         | "local.retention.ms"
         | "local.retention.bytes"
         | "message.timestamp.after.max.ms"
@@ -152,6 +164,34 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), TopicError> {
     }
 }
 
+/// Checks a topic's whole set of overrides: each key and value, then the pairs Kafka checks
+/// together (`LogConfig.validateValues`).
+pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
+    for (k, v) in configs {
+        validate_config(k, v)?;
+    }
+    let lag = |key: &str, default: i64| {
+        configs
+            .get(key)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let (min_lag, max_lag) = (
+        lag("min.compaction.lag.ms", 0),
+        lag("max.compaction.lag.ms", i64::MAX),
+    );
+    if min_lag > max_lag {
+        return Err((
+            error::INVALID_CONFIG,
+            format!(
+                "conflict topic config setting min.compaction.lag.ms ({min_lag}) > \
+                 max.compaction.lag.ms ({max_lag})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn metadata_error(e: MetadataError) -> TopicError {
     match e {
         MetadataError::TopicAlreadyExists => {
@@ -184,10 +224,7 @@ pub fn validate_new_topic(
             format!("Number of partitions {partitions} is invalid"),
         ));
     }
-    for (k, v) in configs {
-        validate_config(k, v)?;
-    }
-    Ok(())
+    validate_configs(configs)
 }
 
 /// Opens partitions `from..topic.partitions` on every shard (each opens the ones it owns).
@@ -272,9 +309,7 @@ pub async fn set_configs(
     name: &str,
     configs: BTreeMap<String, String>,
 ) -> Result<Arc<TopicMeta>, TopicError> {
-    for (k, v) in &configs {
-        validate_config(k, v)?;
-    }
+    validate_configs(&configs)?;
     let broker = shard().broker.clone();
     let topic = broker
         .metadata

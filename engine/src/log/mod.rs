@@ -271,8 +271,17 @@ impl PartitionLog {
             let name = name.to_string_lossy();
             if let Some(base) = segment::parse_file_name(&name, LOG_SUFFIX) {
                 bases.push(base);
-            } else if name.ends_with(".tmp") {
-                fs::remove_file(dir.join(&*name))?;
+            } else if name.ends_with(".tmp")
+                || name
+                    .rsplit_once('.')
+                    .is_some_and(|(_, ext)| ext == segment::DELETED_SUFFIX)
+            {
+                // A checkpoint half written, or a deleted segment the reaper had not unlinked
+                // (and may be unlinking right now).
+                match fs::remove_file(dir.join(&*name)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
         }
         bases.sort_unstable();
@@ -346,6 +355,13 @@ impl PartitionLog {
         }
         let last = segments.len() - 1;
         report.segments = segments.len();
+        // `segment.ms` of the recovered active segment counts from its first batch's timestamp
+        // (when it appended is not recorded), never from the future.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let first_ts = segments[last].first_batch_timestamp()?;
+        segments[last].first_append_ms = first_ts.map(|ts| ts.min(now_ms));
         let dir_file = Arc::new(LogFile::open_dir(dir)?);
         let recovery_point = segments[last].base_offset;
         let written_at = (segments[last].base_offset, segments[last].size);
@@ -480,7 +496,7 @@ impl PartitionLog {
             });
         }
         let record_count: i64 = headers.iter().map(|h| h.record_count as i64).sum();
-        self.maybe_roll(bytes as u32, record_count)
+        self.maybe_roll(bytes as u32, record_count, now_ms)
             .map_err(AppendError::Io)?;
 
         let base_offset = self.next_offset;
@@ -491,6 +507,7 @@ impl PartitionLog {
             .last_mut()
             .expect("a log always has an active segment");
         let position = active.size;
+        active.first_append_ms.get_or_insert(now_ms);
         let mut at = 0usize;
         let mut offset = base_offset;
         for header in headers {
@@ -623,13 +640,18 @@ impl PartitionLog {
         write_checkpoint(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)
     }
 
-    fn maybe_roll(&mut self, incoming_bytes: u32, incoming_records: i64) -> io::Result<()> {
+    fn maybe_roll(
+        &mut self,
+        incoming_bytes: u32,
+        incoming_records: i64,
+        now_ms: i64,
+    ) -> io::Result<()> {
         let active = self.segments.last().expect("active segment");
         if active.size == 0 {
             return Ok(());
         }
         let full = active.size as u64 + incoming_bytes as u64 > self.config.segment_bytes as u64;
-        let old = active.created_at.elapsed() >= Duration::from_millis(self.config.segment_ms);
+        let old = self.roll_due(now_ms);
         let offsets_overflow =
             self.next_offset + incoming_records - active.base_offset > u32::MAX as i64;
         if full || old || offsets_overflow {

@@ -77,6 +77,7 @@ async fn replace(
         topics::validate_config(&k, &v)?;
         set.insert(k, v);
     }
+    topics::validate_configs(&set)?;
     if validate_only {
         return Ok(());
     }

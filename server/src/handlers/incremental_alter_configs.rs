@@ -77,9 +77,7 @@ async fn alter(res: &AlterConfigsResource, validate_only: bool) -> Result<(), To
             c.value.as_deref(),
         )?;
     }
-    for (k, v) in &configs {
-        topics::validate_config(k, v)?;
-    }
+    topics::validate_configs(&configs)?;
     if validate_only {
         return Ok(());
     }
