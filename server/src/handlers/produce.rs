@@ -20,9 +20,10 @@
 //!   or inconsistent producer fields INVALID_RECORD; a CreateTime timestamp outside
 //!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` INVALID_TIMESTAMP.
 //! - On a compacted topic (`cleanup.policy` with `compact`) every record needs a key
-//!   (`LogValidator.validateKey`): a batch with a keyless record is INVALID_RECORD, its message
-//!   listing the first three offending records and, from v8, `record_errors` naming each of them
-//!   by its index in the batch. Only compacted topics pay for decoding records ([`keyless_records`]).
+//!   (`LogValidator.validateKey`): a batch with a keyless record is INVALID_RECORD with the
+//!   partition's log start offset and, from v8, Kafka's message (quoting the first three
+//!   offending records) and `record_errors` naming each of them by its index in the batch. Only
+//!   compacted topics pay for decoding records ([`keyless_records`]).
 //! - I/O failures of the log are KAFKA_STORAGE_ERROR.
 
 use std::rc::Rc;
@@ -439,8 +440,9 @@ async fn append_partition(
 }
 
 /// The indexes (within the batch) of the records that have no key. Decodes every record, after
-/// decompressing the body (at most [`KEY_CHECK_MAX_DECOMPRESSED_BYTES`]); this is the price of
-/// compacted topics only, the append path of the others never decodes records.
+/// decompressing the body (at most [`KEY_CHECK_MAX_DECOMPRESSED_BYTES`]) and a second CRC pass
+/// over the batch; this is the price of compacted topics only, the append path of the others
+/// never decodes records.
 fn keyless_records(batch: &[u8]) -> Result<Vec<i32>, BatchError> {
     let (_, records) = decode_batch_records(batch, KEY_CHECK_MAX_DECOMPRESSED_BYTES)?;
     Ok(records
