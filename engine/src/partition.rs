@@ -148,8 +148,14 @@ impl Partition {
 
     /// Retention: rolls the active segment if it is `segment.ms` old at `now_ms`, so that an
     /// idle partition's data becomes deletable. Returns whether it rolled.
-    pub fn roll_if_due(&self, now_ms: i64) -> io::Result<bool> {
-        self.log.borrow_mut().roll_if_due(now_ms)
+    pub fn roll_if_due(self: &Rc<Self>, now_ms: i64) -> io::Result<bool> {
+        let rolled = self.log.borrow_mut().roll_if_due(now_ms)?;
+        // The sealed segment is flushed now, as after a roll on the append path.
+        if rolled && self.log.borrow().sealed_segments_await_flush() {
+            self.flusher.mark_dirty(self);
+            self.flusher.request();
+        }
+        Ok(rolled)
     }
 
     /// Retention: deletes the sealed segments past `retention.ms` / `retention.bytes` at

@@ -589,6 +589,9 @@ impl PartitionLog {
 
     /// Whether `flush.messages` or `flush.ms` asks for an fdatasync now.
     pub fn flush_due(&self, now: Instant) -> bool {
+        if self.sealed_segments_await_flush() {
+            return true;
+        }
         if self.written_offset == self.durable_offset {
             return false;
         }
@@ -596,6 +599,16 @@ impl PartitionLog {
             || self.oldest_unflushed.is_some_and(|t| {
                 now.duration_since(t) >= Duration::from_millis(self.config.flush_ms)
             })
+    }
+
+    /// Whether every sealed segment is written but not yet known durable: then a flush moves
+    /// the recovery point to the active segment. Kafka flushes a segment when it rolls, for the
+    /// same reason: recovery trusts what lies below the recovery point, and the cleaner only
+    /// compacts there (a cleaned segment may end short of the next one, which past the recovery
+    /// point would read as a torn tail).
+    pub fn sealed_segments_await_flush(&self) -> bool {
+        let active_base = self.segments.last().expect("active segment").base_offset;
+        self.recovery_point < active_base && self.written_offset >= active_base
     }
 
     /// Starts a flush: which files to fdatasync so that everything written so far is durable.
