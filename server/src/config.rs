@@ -350,6 +350,9 @@ impl BrokerConfig {
                 "offsets.topic.num.partitions" => {
                     c.groups.offsets_topic_partitions = parse_num(key, value)?
                 }
+                "offsets.topic.segment.bytes" => {
+                    c.groups.offsets_topic_segment_bytes = parse_num(key, value)?
+                }
                 "offsets.retention.minutes" => {
                     c.groups.offsets_retention_ms = parse_num::<u64>(key, value)? * 60_000
                 }
@@ -400,6 +403,10 @@ pub struct GroupConfig {
     pub max_size: u32,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
     pub offsets_topic_partitions: u32,
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets` when it is
+    /// created (smaller than other topics' so that its compaction, and the replay at start-up,
+    /// stay quick).
+    pub offsets_topic_segment_bytes: u32,
     /// `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: u64,
     /// `offsets.retention.check.interval.ms`.
@@ -421,6 +428,7 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             max_size: i32::MAX as u32,
             offsets_topic_partitions: 50,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_ms: 7 * 24 * 60 * 60_000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
@@ -439,6 +447,11 @@ impl GroupConfig {
             return Err(format!(
                 "offsets.topic.num.partitions: must be 1..={MAX_OFFSETS_TOPIC_PARTITIONS}"
             ));
+        }
+        if !(corelog_engine::log::MIN_SEGMENT_BYTES..=corelog_engine::log::MAX_SEGMENT_BYTES)
+            .contains(&self.offsets_topic_segment_bytes)
+        {
+            return Err("offsets.topic.segment.bytes: out of range".into());
         }
         if self.min_session_timeout_ms < 0
             || self.min_session_timeout_ms > self.max_session_timeout_ms
@@ -489,6 +502,21 @@ mod tests {
         assert!(!c.fetch_zero_copy);
         assert!(BrokerConfig::default().fetch_zero_copy);
         assert_eq!(unknown, vec!["no.such.key"]);
+    }
+
+    #[test]
+    fn offsets_topic_segment_bytes_has_kafkas_default_and_is_checked() {
+        assert_eq!(
+            BrokerConfig::default().groups.offsets_topic_segment_bytes,
+            104_857_600
+        );
+        let set = |v: &str| {
+            let props = parse_properties(&format!("offsets.topic.segment.bytes={v}"));
+            BrokerConfig::from_properties(&props).map(|(c, _)| c.groups.offsets_topic_segment_bytes)
+        };
+        assert_eq!(set("1048576").unwrap(), 1 << 20);
+        assert!(set("3").is_err(), "below the smallest segment");
+        assert!(set("x").is_err());
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!
 //! Durability: committed offsets and group metadata are records of `__consumer_offsets` (Kafka's
 //! record layout, [`records`]), written through the engine before the request is answered, and
-//! replayed when the shard starts. The topic is created on first use with
-//! `cleanup.policy=compact`.
+//! replayed when the shard starts. The topic is created on first use as Kafka creates it:
+//! `cleanup.policy=compact`, `segment.bytes` from `offsets.topic.segment.bytes`,
+//! `compression.type=producer` ([`offsets_topic_configs`]).
 
 pub mod consumer_protocol;
 pub mod coordinator;
@@ -70,7 +71,7 @@ pub async fn ensure_offsets_topic() -> Result<(), String> {
     let deadline = Instant::now() + OFFSETS_TOPIC_CREATE_TIMEOUT;
     while !broker.offsets_topic_ready.load(Ordering::Acquire) {
         if broker.metadata.snapshot().topic(OFFSETS_TOPIC).is_none() {
-            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+            let configs = offsets_topic_configs(&broker);
             let partitions = broker.config.groups.offsets_topic_partitions;
             match crate::topics::create(OFFSETS_TOPIC, partitions, configs).await {
                 Ok(_) => {
@@ -87,6 +88,19 @@ pub async fn ensure_offsets_topic() -> Result<(), String> {
         runtime::sleep(OFFSETS_TOPIC_POLL).await;
     }
     Ok(())
+}
+
+/// The configs `__consumer_offsets` is created with: those Kafka's group coordinator gives it
+/// (`GroupCoordinatorService.groupMetadataTopicConfigs`).
+pub fn offsets_topic_configs(broker: &BrokerContext) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        (
+            "segment.bytes".to_string(),
+            broker.config.groups.offsets_topic_segment_bytes.to_string(),
+        ),
+        ("compression.type".to_string(), "producer".to_string()),
+    ])
 }
 
 /// Runs `f` on the coordinator shard of `group_id`.

@@ -10,7 +10,8 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use corelog_engine::batch::{decode_records, BatchBuilder, BatchHeader, BATCH_HEADER_BYTES};
+use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
+use corelog_engine::batch::{BatchBuilder, BatchHeader, BATCH_HEADER_BYTES};
 use corelog_engine::partition::{now_ms, AckPoint};
 
 use super::group::{Committed, Group};
@@ -91,6 +92,7 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
             let Some(range) = slice.range else { break };
             let mut buf = vec![0u8; range.len as usize];
             range.file.read_exact_at(&mut buf, range.position)?;
+            let read_from = offset;
             let mut pos = 0usize;
             while pos + BATCH_HEADER_BYTES <= buf.len() {
                 let header = BatchHeader::parse(&buf[pos..])
@@ -99,19 +101,18 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
                 if end > buf.len() {
                     break;
                 }
-                if !header.is_control() {
-                    let decoded = decode_records(&buf[pos..end])
-                        .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e:?}")))?;
-                    for r in decoded {
-                        records += 1;
-                        let log_offset = header.base_offset + i64::from(r.offset_delta);
-                        if let Some(key) = r.key {
-                            replay(&state.groups, log_offset, &key, r.value.as_deref());
-                        }
-                    }
-                }
+                records += replay_batch(&state.groups, &buf[pos..end], &header)
+                    .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e}")))?;
+                // The next batch may start past this one's range (compaction leaves gaps):
+                // reading from here finds it.
                 offset = header.next_offset();
                 pos = end;
+            }
+            if offset == read_from {
+                // A read returns at least one whole batch; anything else would loop forever.
+                return Err(io::Error::other(format!(
+                    "{OFFSETS_TOPIC}-{p}: no whole batch at offset {offset}"
+                )));
             }
             if offset >= slice.high_watermark {
                 break;
@@ -129,6 +130,31 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Applies the records of one stored batch; returns how many it held.
+///
+/// The log is compacted, so a batch is not what the coordinator wrote: its records are those the
+/// cleaner kept, each at `baseOffset + its own offsetDelta` (the batch's offset range may hold
+/// fewer records than offsets, and there are gaps between batches); its `baseTimestamp` may be a
+/// delete horizon (attribute bit 6), which replay ignores as it reads no batch timestamps; its
+/// body may be compressed by any codec (the cleaner recompresses with the batch's own); and it
+/// may hold no record at all (Kafka's cleaner keeps an emptied batch that carries producer
+/// state). Tombstones delete their key.
+fn replay_batch(groups: &ShardGroups, batch: &[u8], header: &BatchHeader) -> Result<u64, String> {
+    if header.is_control() || header.record_count == 0 {
+        return Ok(0);
+    }
+    let (_, decoded) =
+        decode_batch_records(batch, MAX_DECOMPRESSED_BATCH_BYTES).map_err(|e| e.to_string())?;
+    for r in &decoded {
+        let log_offset = header.base_offset + i64::from(r.offset_delta);
+        debug_assert!(log_offset <= header.last_offset(), "record past its batch");
+        if let Some(key) = &r.key {
+            replay(groups, log_offset, key, r.value.as_deref());
+        }
+    }
+    Ok(decoded.len() as u64)
 }
 
 /// Applies one `__consumer_offsets` record. A record that does not decode is skipped with a

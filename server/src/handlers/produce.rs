@@ -19,17 +19,25 @@
 //!   MESSAGE_TOO_LARGE; a bad CRC or length CORRUPT_MESSAGE; a control batch, non-zero base offset
 //!   or inconsistent producer fields INVALID_RECORD; a CreateTime timestamp outside
 //!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` INVALID_TIMESTAMP.
+//! - On a compacted topic (`cleanup.policy` with `compact`) every record needs a key
+//!   (`LogValidator.validateKey`): a batch with a keyless record is INVALID_RECORD with the
+//!   partition's log start offset and, from v8, Kafka's message (quoting the first three
+//!   offending records) and `record_errors` naming each of them by its index in the batch. Only
+//!   compacted topics pay for decoding records ([`keyless_records`]).
 //! - I/O failures of the log are KAFKA_STORAGE_ERROR.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use corelog_engine::batch::{ClientBatchError, TimestampType, ValidatedBatch};
+use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
+use corelog_engine::batch::{BatchError, ClientBatchError, TimestampType, ValidatedBatch};
 use corelog_engine::log::AppendError;
 use corelog_engine::partition::{now_ms, AckPoint};
 use corelog_engine::runtime::{self, JoinHandle};
@@ -50,6 +58,13 @@ pub const MAX_VERSION: i16 = 11;
 const NO_OFFSET: i64 = -1;
 /// "No timestamp" in a batch header or a Produce response.
 const NO_TIMESTAMP: i64 = -1;
+/// The most bytes a compressed batch for a compacted topic may decompress to while its keys are
+/// checked. Kafka streams and has no such bound; here a small body claiming gigabytes must not
+/// take a shard's memory, and 64 MiB is far above what a producer's 1 MiB batch holds.
+const KEY_CHECK_MAX_DECOMPRESSED_BYTES: usize = MAX_DECOMPRESSED_BATCH_BYTES;
+/// How many record errors Kafka spells out in a partition's error message (all of them still go
+/// into `record_errors`).
+const RECORD_ERRORS_IN_MESSAGE: usize = 3;
 
 /// What one partition of the request is checked against, taken from the topic's configs
 /// (falling back to the broker's defaults) on the connection's shard.
@@ -67,11 +82,14 @@ struct Limits {
     timestamp_before_max_ms: Option<i64>,
     /// `message.timestamp.after.max.ms`: how far in the future a timestamp may be, in ms.
     timestamp_after_max_ms: Option<i64>,
+    /// `cleanup.policy` includes `compact`: every record must have a key.
+    keys_required: bool,
 }
 
 impl Limits {
     fn of(broker: &BrokerContext, topic: &TopicMeta, acks: i16, ack: AckPoint) -> Limits {
         let config = |key: &str| topic.configs.get(key);
+        let log_config = broker.log_config(topic);
         Limits {
             acks,
             ack,
@@ -81,11 +99,12 @@ impl Limits {
             min_insync_replicas: config("min.insync.replicas")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(broker.config.min_insync_replicas),
-            create_time: broker.log_config(topic).timestamp_type == TimestampType::CreateTime,
+            create_time: log_config.timestamp_type == TimestampType::CreateTime,
             timestamp_before_max_ms: config("message.timestamp.before.max.ms")
                 .and_then(|v| v.parse().ok()),
             timestamp_after_max_ms: config("message.timestamp.after.max.ms")
                 .and_then(|v| v.parse().ok()),
+            keys_required: log_config.cleanup_policy.compact,
         }
     }
 }
@@ -98,6 +117,8 @@ struct Outcome {
     log_append_time: i64,
     log_start_offset: i64,
     message: Option<String>,
+    /// Records of the batch refused one by one: (index in the batch, why). Produce v8+.
+    record_errors: Vec<(i32, String)>,
 }
 
 impl Outcome {
@@ -108,6 +129,32 @@ impl Outcome {
             log_append_time: NO_TIMESTAMP,
             log_start_offset: NO_OFFSET,
             message: Some(message.into()),
+            record_errors: Vec::new(),
+        }
+    }
+
+    /// Kafka's answer when records of the batch failed validation (its
+    /// `RecordValidationException`): INVALID_RECORD, a message quoting the first
+    /// [`RECORD_ERRORS_IN_MESSAGE`] record errors, every one of them in `record_errors`, and
+    /// the partition's log start offset.
+    fn invalid_records(record_errors: Vec<(i32, String)>, log_start_offset: i64) -> Outcome {
+        debug_assert!(!record_errors.is_empty(), "a refusal names its records");
+        let shown: Vec<String> = record_errors
+            .iter()
+            .take(RECORD_ERRORS_IN_MESSAGE)
+            .map(|(index, message)| format!("RecordError(batchIndex={index}, message='{message}')"))
+            .collect();
+        Outcome {
+            error_code: error::INVALID_RECORD,
+            base_offset: NO_OFFSET,
+            log_append_time: NO_TIMESTAMP,
+            log_start_offset,
+            message: Some(format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                record_errors.len(),
+                shown.join(", ")
+            )),
+            record_errors,
         }
     }
 }
@@ -193,6 +240,16 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
             r.log_append_time_ms = outcome.log_append_time;
             r.log_start_offset = outcome.log_start_offset;
             r.error_message = outcome.message.map(StrBytes::from_string);
+            r.record_errors = outcome
+                .record_errors
+                .into_iter()
+                .map(|(index, message)| {
+                    let mut e = BatchIndexAndErrorMessage::default();
+                    e.batch_index = index;
+                    e.batch_index_error_message = Some(StrBytes::from_string(message));
+                    e
+                })
+                .collect();
             partition_responses.push(r);
         }
         let mut t = TopicProduceResponse::default();
@@ -280,6 +337,19 @@ async fn append_partition(
             }
         }
     }
+    if limits.keys_required {
+        match keyless_records(batch.bytes()) {
+            Ok(keyless) if keyless.is_empty() => {}
+            Ok(keyless) => {
+                let message = format!(
+                    "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                );
+                let errors = keyless.into_iter().map(|i| (i, message.clone())).collect();
+                return Outcome::invalid_records(errors, log.log().log_start_offset());
+            }
+            Err(e) => return Outcome::error(e.kafka_error_code(), e.to_string()),
+        }
+    }
     if header.is_transactional() {
         return Outcome::error(
             error::INVALID_TXN_STATE,
@@ -315,6 +385,7 @@ async fn append_partition(
                     log_append_time: original.log_append_time,
                     log_start_offset: log.log().log_start_offset(),
                     message: None,
+                    record_errors: Vec::new(),
                 };
             }
             Verdict::Refuse(code, message) => return Outcome::error(code, message),
@@ -350,6 +421,7 @@ async fn append_partition(
                 log_append_time: info.log_append_time.unwrap_or(NO_TIMESTAMP),
                 log_start_offset: info.log_start_offset,
                 message: None,
+                record_errors: Vec::new(),
             }
         }
         Err(e) => {
@@ -365,4 +437,18 @@ async fn append_partition(
             Outcome::error(code, e.to_string())
         }
     }
+}
+
+/// The indexes (within the batch) of the records that have no key. Decodes every record, after
+/// decompressing the body (at most [`KEY_CHECK_MAX_DECOMPRESSED_BYTES`]) and a second CRC pass
+/// over the batch; this is the price of compacted topics only, the append path of the others
+/// never decodes records.
+fn keyless_records(batch: &[u8]) -> Result<Vec<i32>, BatchError> {
+    let (_, records) = decode_batch_records(batch, KEY_CHECK_MAX_DECOMPRESSED_BYTES)?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(index, _)| index as i32)
+        .collect())
 }
