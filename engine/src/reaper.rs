@@ -26,6 +26,8 @@ enum Job {
     Close(File),
     /// Remove this directory and everything in it (a deleted partition, renamed first).
     RemoveDir(PathBuf),
+    /// Make this directory's entries durable (an fsync that waits for a journal commit).
+    SyncDir(PathBuf),
     /// Answer once every earlier job is done.
     Barrier(mpsc::SyncSender<()>),
 }
@@ -67,6 +69,14 @@ fn run(job: Job) {
             }
         }
         Job::Close(file) => drop(file),
+        Job::SyncDir(dir) => {
+            let synced = std::fs::File::open(&dir).and_then(|d| d.sync_all());
+            if let Err(e) = synced {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not sync a directory");
+                }
+            }
+        }
         Job::RemoveDir(dir) => {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -97,6 +107,11 @@ pub fn unlink(paths: Vec<PathBuf>) {
     if !paths.is_empty() {
         submit(Job::Unlink(paths));
     }
+}
+
+/// Fsyncs the directory `dir` off the calling thread.
+pub fn sync_dir(dir: PathBuf) {
+    submit(Job::SyncDir(dir));
 }
 
 /// Removes the directory `dir` (and its contents) off the calling thread.
