@@ -7,6 +7,7 @@
 //!  (headerKeyLength varint | headerKey | headerValueLength varint | headerValue)*`
 //! where every varint is zigzag-encoded and a length of -1 means null.
 
+use super::cursor::Cursor;
 use super::header::*;
 use super::{validate_batch, BatchError};
 
@@ -294,75 +295,6 @@ pub struct Record {
     pub headers: Vec<RecordHeader>,
 }
 
-/// A bounds-checked reader over one record's bytes.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    index: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn err(&self, reason: &'static str) -> BatchError {
-        BatchError::BadRecord {
-            index: self.index,
-            reason,
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn u8(&mut self) -> Result<u8, BatchError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| self.err("record ends inside a field"))?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn uvarint(&mut self, max_bytes: usize) -> Result<u64, BatchError> {
-        let mut v = 0u64;
-        for i in 0..max_bytes {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint is too long"))
-    }
-
-    fn varint(&mut self) -> Result<i32, BatchError> {
-        let raw = self.uvarint(MAX_VARINT_BYTES)? as u32; // bits past 32 dropped, as in Kafka
-        Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
-    }
-
-    fn varlong(&mut self) -> Result<i64, BatchError> {
-        let raw = self.uvarint(MAX_VARLONG_BYTES)?;
-        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-    }
-
-    /// `len` bytes, with `len` checked against what is left before anything is copied.
-    fn bytes(&mut self, len: usize) -> Result<&'a [u8], BatchError> {
-        if len > self.remaining() {
-            return Err(self.err("length exceeds the record"));
-        }
-        let out = &self.buf[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(out)
-    }
-
-    fn nullable(&mut self) -> Result<Option<Vec<u8>>, BatchError> {
-        match self.varint()? {
-            -1 => Ok(None),
-            n if n < -1 => Err(self.err("negative length")),
-            n => Ok(Some(self.bytes(n as usize)?.to_vec())),
-        }
-    }
-}
-
 /// Decodes every record of an uncompressed batch (which is first checked with
 /// [`validate_batch`], CRC included). Every length is checked against the bytes left before it
 /// is used, so malformed input costs at most its own size in allocations. Fails if a record is
@@ -386,27 +318,19 @@ pub(crate) fn decode_record_body(
     let count = header.record_count.max(0) as usize;
     // The capacity is bounded by what the body could hold, not by the declared count.
     let mut records = Vec::with_capacity(count.min(body.len() / MIN_RECORD_BYTES));
-    let mut outer = Cursor {
-        buf: body,
-        pos: 0,
-        index: 0,
-    };
+    let mut outer = Cursor::new(body, 0);
     for index in 0..count {
         outer.index = index;
         let len = outer.varint()?;
         if len < 0 {
             return Err(outer.err("negative record length"));
         }
-        let mut rec = Cursor {
-            buf: outer.bytes(len as usize)?,
-            pos: 0,
-            index,
-        };
+        let mut rec = Cursor::new(outer.bytes(len as usize)?, index);
         let attributes = rec.u8()? as i8;
         let timestamp_delta = rec.varlong()?;
         let offset_delta = rec.varint()?;
-        let key = rec.nullable()?;
-        let value = rec.nullable()?;
+        let key = rec.nullable()?.map(<[u8]>::to_vec);
+        let value = rec.nullable()?.map(<[u8]>::to_vec);
         let header_count = rec.varint()?;
         if header_count < 0 {
             return Err(rec.err("negative header count"));
@@ -422,7 +346,7 @@ pub(crate) fn decode_record_body(
                 return Err(rec.err("negative header key length"));
             }
             let key = rec.bytes(key_len as usize)?.to_vec();
-            let value = rec.nullable()?;
+            let value = rec.nullable()?.map(<[u8]>::to_vec);
             headers.push(RecordHeader { key, value });
         }
         if rec.remaining() != 0 {

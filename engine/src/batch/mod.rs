@@ -31,6 +31,7 @@
 
 mod builder;
 pub mod codec;
+pub(crate) mod cursor;
 mod header;
 #[cfg(test)]
 mod tests;

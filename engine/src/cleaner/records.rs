@@ -4,10 +4,8 @@
 //! (decompressed) body. Every length is checked against the bytes left, as in the batch decoder.
 
 use crate::batch::codec::{decompress, MAX_DECOMPRESSED_BATCH_BYTES};
-use crate::batch::{
-    validate_batch, BatchError, BatchHeader, Compression, MAX_VARINT_BYTES, MAX_VARLONG_BYTES,
-    RECORDS_OFFSET,
-};
+use crate::batch::cursor::Cursor;
+use crate::batch::{validate_batch, BatchError, BatchHeader, Compression, RECORDS_OFFSET};
 
 /// One record of a batch body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,91 +47,20 @@ pub fn batch_body(batch: &[u8]) -> Result<(BatchHeader, Body<'_>), BatchError> {
     Ok((header, body))
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    index: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn err(&self, reason: &'static str) -> BatchError {
-        BatchError::BadRecord {
-            index: self.index,
-            reason,
-        }
-    }
-
-    fn u8(&mut self) -> Result<u8, BatchError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| self.err("record ends inside a field"))?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn uvarint(&mut self, max_bytes: usize) -> Result<u64, BatchError> {
-        let mut v = 0u64;
-        for i in 0..max_bytes {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint is too long"))
-    }
-
-    fn varint(&mut self) -> Result<i32, BatchError> {
-        let raw = self.uvarint(MAX_VARINT_BYTES)? as u32;
-        Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
-    }
-
-    fn varlong(&mut self) -> Result<i64, BatchError> {
-        let raw = self.uvarint(MAX_VARLONG_BYTES)?;
-        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-    }
-
-    fn bytes(&mut self, len: usize) -> Result<&'a [u8], BatchError> {
-        if len > self.buf.len() - self.pos {
-            return Err(self.err("length exceeds the record"));
-        }
-        let out = &self.buf[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(out)
-    }
-
-    fn nullable(&mut self) -> Result<Option<&'a [u8]>, BatchError> {
-        match self.varint()? {
-            -1 => Ok(None),
-            n if n < -1 => Err(self.err("negative length")),
-            n => Ok(Some(self.bytes(n as usize)?)),
-        }
-    }
-}
-
 /// The `count` records of a body, in order. Fails on any malformed record, or when bytes
 /// remain after the last one.
 pub fn records(body: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, BatchError> {
     let count = count.max(0) as usize;
     // At least 7 bytes a record: the capacity is bounded by the body, not the declared count.
     let mut out = Vec::with_capacity(count.min(body.len() / 7));
-    let mut outer = Cursor {
-        buf: body,
-        pos: 0,
-        index: 0,
-    };
+    let mut outer = Cursor::new(body, 0);
     for index in 0..count {
         outer.index = index;
         let len = outer.varint()?;
         if len < 0 {
             return Err(outer.err("negative record length"));
         }
-        let mut rec = Cursor {
-            buf: outer.bytes(len as usize)?,
-            pos: 0,
-            index,
-        };
+        let mut rec = Cursor::new(outer.bytes(len as usize)?, index);
         let attributes = rec.u8()?;
         let timestamp_delta = rec.varlong()?;
         let offset_delta = rec.varint()?;
