@@ -325,8 +325,8 @@ fn sigkill_while_cleaning_never_loses_a_keys_latest_value() {
     let mut broker = Broker::start_with(&[
         ("log.cleaner.backoff.ms", "20"),
         ("log.retention.check.interval.ms", "100"),
-        // Slow the cleaner down so that kills land while it works.
-        ("log.cleaner.io.max.bytes.per.second", "4000000"),
+        // Slow the cleaner down so that a pass lasts long enough to be killed in.
+        ("log.cleaner.io.max.bytes.per.second", "1000000"),
     ]);
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("compact-kill");
@@ -352,8 +352,18 @@ fn sigkill_while_cleaning_never_loses_a_keys_latest_value() {
         );
         write_overwrites(&p, &acks, &topic, KEYS, 12);
         drop(p);
-        // Let the cleaner start on what was just written, then crash the broker under it.
-        std::thread::sleep(Duration::from_millis(150 + 70 * kill as u64));
+        // Crash the broker under the cleaner: while a pass writes its output (before the
+        // commit), or, every other time, once the swap is committed (its marker is there).
+        let partition_dir = broker
+            .data_dir()
+            .expect("a started broker")
+            .join(format!("{topic}-0"));
+        let trigger = if kill % 2 == 0 {
+            ".cleaned"
+        } else {
+            "cleaner-swap"
+        };
+        wait_for_file(&partition_dir, trigger, KILL_TRIGGER_WAIT);
         broker.kill_and_restart();
         check_latest_survive(&broker.bootstrap(), &topic, &acks);
     }
@@ -364,7 +374,40 @@ fn sigkill_while_cleaning_never_loses_a_keys_latest_value() {
         log.contains("compacted"),
         "the cleaner never installed a cleaned log; broker log:\n{log}"
     );
+    // Where the kills landed: inside a pass (its output is removed at restart) or inside a
+    // swap (finished at restart). A kill right after a finished install interrupts neither.
+    let (passes, swaps) = (
+        log.matches("removed the output of a cleaner pass").count(),
+        log.matches("finished a cleaner swap").count(),
+    );
+    eprintln!(
+        "{KILLS} kills: {passes} interrupted a pass before its commit, {swaps} a swap after it"
+    );
+    assert!(
+        passes + swaps > 0,
+        "no kill landed while the cleaner worked; broker log:\n{log}"
+    );
     broker.stop();
+}
+
+/// How long a kill waits for the cleaner to be at the step it aims at.
+const KILL_TRIGGER_WAIT: Duration = Duration::from_secs(10);
+
+/// Polls `dir` (every millisecond, up to `wait`) until a file whose name contains `part`
+/// appears. Returns whether it did (the kill goes ahead either way).
+fn wait_for_file(dir: &std::path::Path, part: &str, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().contains(part) {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
 }
 
 /// Every key's latest acknowledged record is still readable at its offset, and nothing older than

@@ -472,6 +472,7 @@ pub(super) fn recover_swap(dir: &Path) -> io::Result<()> {
             LogFile::open_dir(dir)?.sync_blocking()?;
             fs::remove_file(&marker)?;
             LogFile::open_dir(dir)?.sync_blocking()?;
+            tracing::info!(dir = %dir.display(), replaced = ?replaced, installed = ?installed, "finished a cleaner swap that a crash interrupted");
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -480,7 +481,8 @@ pub(super) fn recover_swap(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         if segment::parse_file_name(&name.to_string_lossy(), CLEANED_SUFFIX).is_some() {
-            fs::remove_file(dir.join(name))?;
+            fs::remove_file(dir.join(&name))?;
+            tracing::info!(dir = %dir.display(), file = ?name, "removed the output of a cleaner pass that a crash interrupted");
         }
     }
     Ok(())

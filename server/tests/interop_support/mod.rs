@@ -118,6 +118,13 @@ impl Broker {
         self.process.is_some()
     }
 
+    /// The data directory (`log.dirs`) of a started corelog; `None` for an external broker.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.process
+            .as_ref()
+            .map(|p| p._data_dir.path().join("data"))
+    }
+
     /// The broker's log so far (empty for an external broker).
     pub fn log(&self) -> String {
         self.process
