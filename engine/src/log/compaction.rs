@@ -97,7 +97,7 @@ impl PartitionLog {
             return None;
         }
         let end = self.segments[count].base_offset;
-        let (checkpoint, horizon) = read_cleaner_checkpoint(&self.dir);
+        let (checkpoint, horizon) = self.cleaner_state;
         let checkpoint = checkpoint.clamp(self.segments[0].base_offset, end);
         let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
         let mut first_dirty = None;
@@ -183,9 +183,7 @@ impl PartitionLog {
 
     /// The cleaner checkpoint: the first offset no cleaning pass has covered yet.
     pub fn cleaner_checkpoint(&self) -> i64 {
-        read_cleaner_checkpoint(&self.dir)
-            .0
-            .max(self.segments[0].base_offset)
+        self.cleaner_state.0.max(self.segments[0].base_offset)
     }
 
     /// On the shard: swaps a finished job's segments in (crash-safely), or discards them when
@@ -265,6 +263,7 @@ impl PartitionLog {
             // file), happens on the reaper thread whenever the last read holding it is done.
             old.file.retire();
         }
+        self.cleaner_state = (cleaned.cleaned_up_to, cleaned.removed.earliest_horizon);
         write_cleaner_checkpoint(
             &self.dir,
             cleaned.cleaned_up_to,
@@ -339,7 +338,7 @@ impl PartitionLog {
 }
 
 /// The cleaner checkpoint file: `<first dirty offset>[ <earliest delete horizon>]`.
-fn read_cleaner_checkpoint(dir: &Path) -> (i64, Option<i64>) {
+pub(super) fn read_cleaner_checkpoint(dir: &Path) -> (i64, Option<i64>) {
     let text = fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or_default();
     let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
     let offset = fields.next().flatten().unwrap_or(0);

@@ -248,6 +248,10 @@ pub struct PartitionLog {
     oldest_unflushed: Option<Instant>,
     recovery_point: i64,
     failed: bool,
+    /// The cleaner checkpoint and the earliest delete horizon of a kept tombstone, as in the
+    /// `cleaner-offset-checkpoint` file: read once at open, kept here so that planning a
+    /// cleaning (every `log.cleaner.backoff.ms`, on the shard) reads no file.
+    cleaner_state: (i64, Option<i64>),
 }
 
 /// A flush in progress for one partition: the files to fdatasync and the written offset they cover.
@@ -386,6 +390,7 @@ impl PartitionLog {
             oldest_unflushed: None,
             recovery_point,
             failed: false,
+            cleaner_state: compaction::read_cleaner_checkpoint(dir),
         };
         log.write_recovery_point()?;
         Ok((log, report))
