@@ -28,3 +28,4 @@ pub mod reaper;
 pub mod runtime;
 pub mod segment;
 pub mod storage;
+pub mod txn_index;

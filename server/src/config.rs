@@ -88,6 +88,8 @@ pub struct BrokerConfig {
     pub cleaner: CleanerConfig,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub groups: GroupConfig,
+    /// The transaction coordinator's settings (`transaction.*`, `transactional.id.*`).
+    pub txn: TxnConfig,
     /// Keys accepted but not applicable on one node.
     pub ignored: Vec<String>,
 }
@@ -114,6 +116,7 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 5 * 60 * 1000,
             cleaner: CleanerConfig::default(),
             groups: GroupConfig::default(),
+            txn: TxnConfig::default(),
             ignored: Vec::new(),
         }
     }
@@ -362,6 +365,20 @@ impl BrokerConfig {
                 "offset.metadata.max.bytes" => {
                     c.groups.offset_metadata_max_bytes = parse_num(key, value)?
                 }
+                "transaction.max.timeout.ms" => c.txn.max_timeout_ms = parse_num(key, value)?,
+                "transaction.state.log.num.partitions" => {
+                    c.txn.state_log_partitions = parse_num(key, value)?
+                }
+                "transaction.state.log.segment.bytes" => {
+                    c.txn.state_log_segment_bytes = parse_num(key, value)?
+                }
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                    c.txn.abort_timed_out_interval_ms = parse_num(key, value)?
+                }
+                "transactional.id.expiration.ms" => c.txn.id_expiration_ms = parse_num(key, value)?,
+                "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                    c.txn.remove_expired_interval_ms = parse_num(key, value)?
+                }
                 k if IGNORED_KEYS.contains(&k) => c.ignored.push(k.to_string()),
                 _ => unknown.push(key.clone()),
             }
@@ -386,7 +403,68 @@ impl BrokerConfig {
             return Err("log.segment.bytes: out of range".to_string());
         }
         c.groups.validate()?;
+        c.txn.validate()?;
         Ok((c, unknown))
+    }
+}
+
+/// The transaction coordinator's settings, under Kafka's names and with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for
+    /// (InitProducerId with more is INVALID_TRANSACTION_TIMEOUT).
+    pub max_timeout_ms: i32,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state` when it is
+    /// created.
+    pub state_log_partitions: u32,
+    /// `transaction.state.log.segment.bytes`: `segment.bytes` of `__transaction_state`.
+    pub state_log_segment_bytes: u32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often each coordinator
+    /// shard looks for transactions open longer than their timeout, and aborts them.
+    pub abort_timed_out_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: a transactional id with no transaction for this long
+    /// is forgotten.
+    pub id_expiration_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
+    /// transactional ids are looked for.
+    pub remove_expired_interval_ms: u64,
+}
+
+/// Most partitions `__transaction_state` may be created with.
+const MAX_TXN_STATE_PARTITIONS: u32 = 1000;
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            max_timeout_ms: 900_000,
+            state_log_partitions: 50,
+            state_log_segment_bytes: 100 * 1024 * 1024,
+            abort_timed_out_interval_ms: 10_000,
+            id_expiration_ms: 7 * 24 * 60 * 60_000,
+            remove_expired_interval_ms: 3_600_000,
+        }
+    }
+}
+
+impl TxnConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_timeout_ms < 1 {
+            return Err("transaction.max.timeout.ms: must be positive".into());
+        }
+        if !(1..=MAX_TXN_STATE_PARTITIONS).contains(&self.state_log_partitions) {
+            return Err(format!(
+                "transaction.state.log.num.partitions: must be 1..={MAX_TXN_STATE_PARTITIONS}"
+            ));
+        }
+        if !(corelog_engine::log::MIN_SEGMENT_BYTES..=corelog_engine::log::MAX_SEGMENT_BYTES)
+            .contains(&self.state_log_segment_bytes)
+        {
+            return Err("transaction.state.log.segment.bytes: out of range".into());
+        }
+        if self.abort_timed_out_interval_ms == 0 || self.remove_expired_interval_ms == 0 {
+            return Err("transaction cleanup intervals must be positive".into());
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ mod metrics;
 mod producer_ids;
 mod producer_state;
 mod topics;
+mod txn;
 mod wire;
 
 use std::path::PathBuf;

@@ -157,6 +157,12 @@ impl PartitionProducers {
         }
     }
 
+    /// The offset of the first record of the oldest transaction still open on this partition
+    /// (the last stable offset is the lower of this and the high watermark).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        None
+    }
+
     /// Records an appended batch (a new epoch forgets the old epoch's batches).
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta) {
         let entry = self.producers.entry(producer_id).or_default();

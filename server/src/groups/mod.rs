@@ -18,6 +18,7 @@ pub mod group;
 mod oneshot;
 pub mod records;
 pub mod store;
+pub mod txn_offsets;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

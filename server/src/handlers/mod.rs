@@ -11,6 +11,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use corelog_engine::log::FileRange;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -21,7 +23,10 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -31,12 +36,14 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 /// A decoded request header and the still-encoded body.
 pub struct Request {
@@ -216,6 +223,37 @@ pub fn supported() -> Vec<(ApiKey, i16, i16)> {
             offset_delete::MIN_VERSION,
             offset_delete::MAX_VERSION,
         ),
+        (
+            ApiKey::AddPartitionsToTxn,
+            add_partitions_to_txn::MIN_VERSION,
+            add_partitions_to_txn::MAX_VERSION,
+        ),
+        (
+            ApiKey::AddOffsetsToTxn,
+            add_offsets_to_txn::MIN_VERSION,
+            add_offsets_to_txn::MAX_VERSION,
+        ),
+        (ApiKey::EndTxn, end_txn::MIN_VERSION, end_txn::MAX_VERSION),
+        (
+            ApiKey::TxnOffsetCommit,
+            txn_offset_commit::MIN_VERSION,
+            txn_offset_commit::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeProducers,
+            describe_producers::MIN_VERSION,
+            describe_producers::MAX_VERSION,
+        ),
+        (
+            ApiKey::DescribeTransactions,
+            describe_transactions::MIN_VERSION,
+            describe_transactions::MAX_VERSION,
+        ),
+        (
+            ApiKey::ListTransactions,
+            list_transactions::MIN_VERSION,
+            list_transactions::MAX_VERSION,
+        ),
     ]
 }
 
@@ -261,6 +299,13 @@ pub async fn dispatch(request: Request) -> Result<Reply, String> {
         ApiKey::ListGroups => list_groups::handle(request).await,
         ApiKey::DeleteGroups => delete_groups::handle(request).await,
         ApiKey::OffsetDelete => offset_delete::handle(request).await,
+        ApiKey::AddPartitionsToTxn => add_partitions_to_txn::handle(request).await,
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(request).await,
+        ApiKey::EndTxn => end_txn::handle(request).await,
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(request).await,
+        ApiKey::DescribeProducers => describe_producers::handle(request).await,
+        ApiKey::DescribeTransactions => describe_transactions::handle(request).await,
+        ApiKey::ListTransactions => list_transactions::handle(request).await,
         _ => Err(format!("{key:?} is not supported")),
     }
 }
@@ -307,4 +352,13 @@ pub mod error {
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    pub const PRODUCER_FENCED: i16 = 90;
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 }
