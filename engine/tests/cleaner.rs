@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use corelog_engine::batch::codec::{self, decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
 use corelog_engine::batch::{
-    control_batch, validate_batch, BatchBuilder, ControlRecordType, BatchHeader, Compression, ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET,
-    CRC_OFFSET, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES, RECORDS_OFFSET,
+    control_batch, validate_batch, BatchBuilder, BatchHeader, Compression, ControlRecordType,
+    ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, CRC_OFFSET, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES,
+    RECORDS_OFFSET,
 };
 use corelog_engine::cleaner::{CleanerLimits, CleaningReport, Throttle};
 use corelog_engine::log::compaction::SwapStep;
@@ -289,7 +290,9 @@ fn dirty_ratio_threshold() {
     for _ in 0..4 {
         write_segment(&mut log);
     }
-    let job = log.plan_cleaning(T0, None).expect("never cleaned: all dirty");
+    let job = log
+        .plan_cleaning(T0, None)
+        .expect("never cleaned: all dirty");
     assert_eq!(job.dirty_ratio, 1.0);
     let out = job
         .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
@@ -297,7 +300,10 @@ fn dirty_ratio_threshold() {
     log.install_cleaned(out).unwrap();
     // 1 dirty segment of 2 (the 4 clean ones merged into one of the same bytes): 1/5 < 0.5.
     write_segment(&mut log);
-    assert!(log.plan_cleaning(T0, None).is_none(), "1/5 dirty is below 0.5");
+    assert!(
+        log.plan_cleaning(T0, None).is_none(),
+        "1/5 dirty is below 0.5"
+    );
     for _ in 0..3 {
         write_segment(&mut log);
     }
@@ -435,7 +441,9 @@ fn tombstones_are_kept_until_the_delete_horizon_then_removed() {
             assert_eq!(was, r);
         }
     }
-    assert!(log.plan_cleaning(first_clean + 10 * HOUR_MS, None).is_none());
+    assert!(log
+        .plan_cleaning(first_clean + 10 * HOUR_MS, None)
+        .is_none());
 }
 
 #[test]
@@ -1045,7 +1053,7 @@ fn aborted_records_are_removed_and_never_hide_a_committed_value() {
         T0,
     ); // 2, 3
     let marker = end_txn(&mut log, 7, first, false, T0); // 4
-    // A committed transaction of another producer, interleaved, survives.
+                                                         // A committed transaction of another producer, interleaved, survives.
     let other = append_txn(&mut log, 8, &[(b"j", Some(b"j2"))], T0); // 5
     end_txn(&mut log, 8, other, true, T0); // 6
     roll(&mut log);
@@ -1093,7 +1101,10 @@ fn committed_transactional_records_are_compacted_like_any_other() {
     roll(&mut log);
     append(&mut log, &[(b"z", Some(b"1"))], T0, Compression::None);
     let report = clean(&mut log, T0 + 1).unwrap();
-    assert_eq!(report.records_removed, 3, "k@0, m@1, k@3 superseded; nothing else");
+    assert_eq!(
+        report.records_removed, 3,
+        "k@0, m@1, k@3 superseded; nothing else"
+    );
     let batches = read_batches(&log);
     let user: Vec<(i64, bool)> = batches
         .iter()
@@ -1151,7 +1162,12 @@ fn nothing_at_or_past_the_first_unstable_offset_is_cleaned() {
         .unwrap();
     assert!(log.install_cleaned(out).unwrap().installed);
     let after = read_all(&log);
-    let tail = |v: &[Rec]| v.iter().filter(|r| r.offset >= 6).cloned().collect::<Vec<_>>();
+    let tail = |v: &[Rec]| {
+        v.iter()
+            .filter(|r| r.offset >= 6)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(tail(&after), tail(&before), "nothing from 6 on was touched");
     // With the transaction at 12 open: its record and everything after it stay, and the
     // records it would supersede if it committed stay too (key 0 @9 is kept).
@@ -1186,7 +1202,11 @@ fn nothing_at_or_past_the_first_unstable_offset_is_cleaned() {
             .cloned()
             .collect::<Vec<_>>(),
     );
-    assert_eq!(committed[&key(0)].offset, 16, "the round written after the txn");
+    assert_eq!(
+        committed[&key(0)].offset,
+        16,
+        "the round written after the txn"
+    );
     assert!(after.iter().any(|r| r.offset == marker));
 }
 
@@ -1233,7 +1253,10 @@ fn the_index_entries_of_merged_segments_go_to_the_output() {
     assert_eq!(log.segments()[0].txn_index.entries(), &txns[..]);
     assert_eq!(log.aborted_txns(0, i64::MAX), txns);
     // The transaction spanning segments is still found from its first record's offset.
-    assert_eq!(log.aborted_txns(txns[2].first_offset, txns[2].first_offset + 1), vec![txns[2]]);
+    assert_eq!(
+        log.aborted_txns(txns[2].first_offset, txns[2].first_offset + 1),
+        vec![txns[2]]
+    );
     assert_eq!(
         files_with(dir.path(), "txnindex"),
         vec!["00000000000000000000.txnindex".to_string()]
@@ -1296,7 +1319,11 @@ fn a_crash_at_any_step_of_the_swap_keeps_the_aborted_transactions() {
             .map(|s| format!("{:020}.txnindex", s.base_offset))
             .collect();
         with_entries.sort();
-        assert_eq!(files_with(dir.path(), ".txnindex"), with_entries, "{step:?}");
+        assert_eq!(
+            files_with(dir.path(), ".txnindex"),
+            with_entries,
+            "{step:?}"
+        );
     }
 }
 
@@ -1304,7 +1331,12 @@ fn a_crash_at_any_step_of_the_swap_keeps_the_aborted_transactions() {
 fn an_abort_recorded_while_a_pass_ran_makes_its_result_stale() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), compact_config());
-    append(&mut log, &[(b"k", Some(b"committed"))], T0, Compression::None); // 0
+    append(
+        &mut log,
+        &[(b"k", Some(b"committed"))],
+        T0,
+        Compression::None,
+    ); // 0
     let first = append_txn(&mut log, 4, &[(b"k", Some(b"aborted"))], T0); // 1
     roll(&mut log);
     // The marker is written but its entry is not recorded when the pass is planned.
@@ -1325,7 +1357,10 @@ fn an_abort_recorded_while_a_pass_ran_makes_its_result_stale() {
     })
     .unwrap();
     let report = log.install_cleaned(out).unwrap();
-    assert!(!report.installed, "the pass took the aborted record for committed");
+    assert!(
+        !report.installed,
+        "the pass took the aborted record for committed"
+    );
     assert!(files_with(dir.path(), ".cleaned").is_empty());
     let recs = read_all(&log);
     assert_eq!(recs[0].value.as_deref(), Some(&b"committed"[..]));

@@ -31,7 +31,9 @@ fn open(dir: &Path) -> PartitionLog {
 }
 
 fn txn_batch(pid: i64, records: usize) -> Vec<u8> {
-    let mut b = BatchBuilder::new(T0).producer(pid, 0, 0).transactional(true);
+    let mut b = BatchBuilder::new(T0)
+        .producer(pid, 0, 0)
+        .transactional(true);
     for i in 0..records {
         b.push_record(Some(b"k"), Some(format!("v{i}").as_bytes()), &[], T0);
     }
@@ -111,13 +113,16 @@ fn entries_are_recorded_searched_truncated_and_reloaded() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     assert!(log.aborted_txns(0, i64::MAX).is_empty());
-    assert!(!txn_index_path(dir.path(), 0).exists(), "created on the first entry");
+    assert!(
+        !txn_index_path(dir.path(), 0).exists(),
+        "created on the first entry"
+    );
     let a = abort_txn(&mut log, 1, 3); // 0..=3
-    // A committed transaction in between is not indexed.
+                                       // A committed transaction in between is not indexed.
     let c = append(&mut log, txn_batch(2, 1));
     append(&mut log, marker(2, true));
     let b = abort_txn(&mut log, 3, 2); // 6..=8
-    // Interleaved: producer 4 begins, producer 5 begins and aborts, then producer 4 aborts.
+                                       // Interleaved: producer 4 begins, producer 5 begins and aborts, then producer 4 aborts.
     let first4 = append(&mut log, txn_batch(4, 1)); // 9
     let d = abort_txn(&mut log, 5, 1); // 10..=11
     let last4 = append(&mut log, marker(4, false)); // 12
@@ -131,22 +136,34 @@ fn entries_are_recorded_searched_truncated_and_reloaded() {
     assert_eq!(c, 4);
     assert_eq!(log.aborted_txns(0, i64::MAX), vec![a, b, d, e]);
     assert_eq!(
-        std::fs::metadata(txn_index_path(dir.path(), 0)).unwrap().len(),
+        std::fs::metadata(txn_index_path(dir.path(), 0))
+            .unwrap()
+            .len(),
         4 * TXN_ENTRY_BYTES as u64
     );
     // [from, upper): marker at or after `from`, first offset below `upper`.
     assert_eq!(log.aborted_txns(4, 6), Vec::<AbortedTxn>::new());
     assert_eq!(log.aborted_txns(4, 7), vec![b]);
     assert_eq!(log.aborted_txns(3, 4), vec![a]);
-    assert_eq!(log.aborted_txns(9, 10), vec![e], "begun before, aborted after");
+    assert_eq!(
+        log.aborted_txns(9, 10),
+        vec![e],
+        "begun before, aborted after"
+    );
     assert_eq!(log.aborted_txns(9, 11), vec![d, e], "in marker order");
     assert_eq!(log.aborted_txns(13, 100), Vec::<AbortedTxn>::new());
-    assert_eq!(log.aborted_txns(5, 5), Vec::<AbortedTxn>::new(), "empty range");
+    assert_eq!(
+        log.aborted_txns(5, 5),
+        Vec::<AbortedTxn>::new(),
+        "empty range"
+    );
     // Truncation at an offset drops the entries whose marker is at or after it.
     log.truncate_aborted_txns(11).unwrap();
     assert_eq!(log.aborted_txns(0, i64::MAX), vec![a, b]);
     assert_eq!(
-        std::fs::metadata(txn_index_path(dir.path(), 0)).unwrap().len(),
+        std::fs::metadata(txn_index_path(dir.path(), 0))
+            .unwrap()
+            .len(),
         2 * TXN_ENTRY_BYTES as u64
     );
     // Recorded again (producer-state recovery replays the log), then reopened.
@@ -229,7 +246,10 @@ fn recovery_cuts_a_torn_entry_and_the_entries_of_lost_markers() {
     drop(log);
     // The crash tore the active segment's last batch (c's marker) and a later entry write.
     let len = std::fs::metadata(&log_file).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(&log_file).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log_file)
+        .unwrap();
     f.set_len(len - 5).unwrap();
     let mut bytes = std::fs::read(&active).unwrap();
     bytes.extend_from_slice(&[0u8; 17]);
@@ -283,7 +303,9 @@ fn retention_and_delete_records_take_the_index_with_their_segment() {
     // DeleteRecords past the first segment.
     log.delete_records_before(2).unwrap();
     corelog_engine::reaper::wait_idle();
-    assert!(!names(dir.path()).iter().any(|n| n.starts_with(&format!("{:020}.", 0))));
+    assert!(!names(dir.path())
+        .iter()
+        .any(|n| n.starts_with(&format!("{:020}.", 0))));
     assert_eq!(log.aborted_txns(0, i64::MAX).len(), 3);
     // Retention deletes the sealed ones (their records are from T0, long ago).
     let report = log.apply_retention(T0 + 10_000).unwrap();
@@ -314,7 +336,10 @@ fn a_flush_covers_the_index_and_the_recovery_point_waits_for_it() {
         last_stable_offset: m + 1,
     })
     .unwrap();
-    assert!(log.txn_index_durable_below(m), "entries below the marker: none");
+    assert!(
+        log.txn_index_durable_below(m),
+        "entries below the marker: none"
+    );
     assert!(!log.txn_index_durable_below(m + 1));
     let plan = log.begin_flush().expect("the index needs a flush");
     let paths: Vec<_> = plan.files.iter().map(|f| f.path().to_path_buf()).collect();
@@ -447,7 +472,10 @@ fn a_bounded_read_stops_before_the_bound() {
             .await
             .unwrap();
         assert_eq!(read_range(&s.range.unwrap()), bytes_between(0, seg1));
-        let s = p.read_bounded(seg1, u32::MAX, true, i64::MAX).await.unwrap();
+        let s = p
+            .read_bounded(seg1, u32::MAX, true, i64::MAX)
+            .await
+            .unwrap();
         assert_eq!(s.upper_offset, hw);
         assert_eq!(read_range(&s.range.unwrap()), bytes_between(seg1, segs[2]));
         // The bound at a segment's base: the segment before is read whole, the one at it not.
@@ -473,7 +501,10 @@ fn a_bounded_read_stops_before_the_bound() {
             .is_none());
         // The last stable offset of an open transaction in the active segment.
         let active = *segs.last().unwrap();
-        let s = p.read_bounded(active, u32::MAX, true, hw - 2).await.unwrap();
+        let s = p
+            .read_bounded(active, u32::MAX, true, hw - 2)
+            .await
+            .unwrap();
         assert_eq!(read_range(&s.range.unwrap()), bytes_between(active, hw - 2));
     });
 }
