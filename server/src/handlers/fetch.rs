@@ -247,6 +247,7 @@ async fn read_pass(
                     range,
                     high_watermark,
                     log_start_offset,
+                    ..
                 })) => {
                     total += range.as_ref().map_or(0, |r| r.len as u64);
                     seen.push((topic, partition, high_watermark));
