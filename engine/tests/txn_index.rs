@@ -508,3 +508,45 @@ fn a_bounded_read_stops_before_the_bound() {
         assert_eq!(read_range(&s.range.unwrap()), bytes_between(active, hw - 2));
     });
 }
+
+#[test]
+fn an_abort_is_recorded_while_an_earlier_write_is_still_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let first = append(&mut log, txn_batch(1, 1)); // 0
+                                                   // A data batch of another producer is planned (offset 1) but its write has not ended...
+    let mut data = txn_batch(2, 1);
+    let pending = log.plan_append(&mut data, T0).unwrap();
+    // ...when the abort marker's write (offset 2) ends.
+    let m = append(&mut log, marker(1, false));
+    assert_eq!((pending.info.base_offset, m), (1, 2));
+    assert_eq!(
+        log.log_end_offset(),
+        1,
+        "the written mark waits for offset 1"
+    );
+    let txn = AbortedTxn {
+        producer_id: 1,
+        first_offset: first,
+        last_offset: m,
+        last_stable_offset: 1,
+    };
+    log.record_aborted_txn(txn).unwrap();
+    assert_eq!(log.aborted_txns(0, 1), vec![txn]);
+    // SAFETY: `data` is a live buffer and the fd an open segment file.
+    let n = unsafe {
+        libc::pwrite(
+            pending.file.raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            pending.position as libc::off_t,
+        )
+    };
+    assert_eq!(n, data.len() as isize);
+    log.complete_write(pending.ticket(), Instant::now());
+    assert_eq!(log.log_end_offset(), 3);
+    flush(&mut log);
+    assert!(log.txn_index_durable_below(i64::MAX));
+    drop(log);
+    assert_eq!(open(dir.path()).aborted_txns(0, i64::MAX), vec![txn]);
+}
