@@ -281,6 +281,7 @@ async fn read_pass(
                         range,
                         high_watermark,
                         log_start_offset,
+                        ..
                     },
                     last_stable_offset,
                     aborted,
@@ -356,6 +357,7 @@ async fn read_committed(
                 range: None,
                 high_watermark: hw,
                 log_start_offset: start,
+                upper_offset: lso,
             },
             Vec::new(),
         ));
