@@ -10,6 +10,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{write_topics, Broker, Client};
@@ -26,6 +27,8 @@ use kafka_protocol::messages::{
     ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const TOPIC: &str = "tx";
 const TXN_STATE_TOPIC: &str = "__transaction_state";
@@ -92,8 +95,19 @@ fn init_producer_id(c: &mut Client) -> (i64, i16) {
     (response.producer_id.0, response.producer_epoch)
 }
 
-/// Fetches `partitions` (partition, offset) of TOPIC at `isolation`.
+/// Fetches `partitions` (partition, offset) of TOPIC at `isolation`, at once.
 fn fetch(c: &mut Client, isolation: i8, partitions: &[(i32, i64)]) -> Vec<PartitionData> {
+    fetch_waiting(c, isolation, partitions, 0, 0)
+}
+
+/// [`fetch`] as a long poll: waits up to `max_wait_ms` for `min_bytes`.
+fn fetch_waiting(
+    c: &mut Client,
+    isolation: i8,
+    partitions: &[(i32, i64)],
+    min_bytes: i32,
+    max_wait_ms: i32,
+) -> Vec<PartitionData> {
     let mut t = FetchTopic::default();
     t.topic = name(TOPIC);
     t.partitions = partitions
@@ -111,8 +125,8 @@ fn fetch(c: &mut Client, isolation: i8, partitions: &[(i32, i64)]) -> Vec<Partit
         .collect();
     let mut r = FetchRequest::default();
     r.replica_id = BrokerId(-1);
-    r.max_wait_ms = 0;
-    r.min_bytes = 0;
+    r.max_wait_ms = max_wait_ms;
+    r.min_bytes = min_bytes;
     r.max_bytes = 10 << 20;
     r.session_id = 0;
     r.session_epoch = -1;
@@ -375,4 +389,192 @@ fn an_open_transaction_survives_a_crash() {
     let mut c = broker.client();
     assert_eq!(list_offset(&mut c, 0, LATEST, READ_COMMITTED), (NONE, 1));
     assert_eq!(list_offset(&mut c, 1, LATEST, READ_COMMITTED), (NONE, 0));
+}
+
+/// How long a librdkafka transaction step may take.
+const TXN_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// A long poll's wait in the test, far above how long a woken one takes.
+const LONG_POLL_MS: i32 = 20_000;
+
+fn txn_producer(port: u16, transactional_id: &str) -> BaseProducer {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", "60000")
+        .set("linger.ms", "0")
+        .create()
+        .expect("rdkafka transactional producer");
+    p.init_transactions(TXN_STEP_TIMEOUT)
+        .expect("init_transactions");
+    p
+}
+
+/// Sends `count` records to TOPIC's `partition` and waits until they are written.
+fn send(p: &BaseProducer, partition: i32, count: usize) {
+    for i in 0..count {
+        let payload = format!("r{i}");
+        p.send(
+            BaseRecord::<(), _>::to(TOPIC)
+                .partition(partition)
+                .payload(&payload),
+        )
+        .unwrap_or_else(|(e, _)| panic!("send: {e}"));
+    }
+    p.flush(TXN_STEP_TIMEOUT).expect("flush");
+}
+
+/// (high watermark, LSO) of TOPIC's `partition` as a read_committed Fetch reports them.
+fn offsets(c: &mut Client, partition: i32) -> (i64, i64) {
+    let ps = fetch(c, READ_COMMITTED, &[(partition, 0)]);
+    assert_eq!(ps[0].error_code, NONE);
+    (ps[0].high_watermark, ps[0].last_stable_offset)
+}
+
+fn aborted(p: &PartitionData) -> Vec<(i64, i64)> {
+    p.aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect()
+}
+
+/// librdkafka's transactional producer against the coordinator: the LSO holds at an open
+/// transaction's first offset and moves with its commit or abort marker; a read_committed
+/// Fetch gets the aborted transaction's producer and first offset; a read_committed long poll
+/// waiting at the LSO wakes when a commit moves it.
+#[test]
+fn librdkafka_transactions_move_the_lso() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path());
+    let mut c = broker.client();
+    let p = txn_producer(broker.port, "txp-1");
+
+    // Commit: 3 records on p0, 2 on p1.
+    p.begin_transaction().expect("begin");
+    send(&p, 0, 3);
+    send(&p, 1, 2);
+    assert_eq!(
+        offsets(&mut c, 0),
+        (3, 0),
+        "open: the LSO is the transaction's start"
+    );
+    assert_eq!(offsets(&mut c, 1), (2, 0));
+    assert_eq!(list_offset(&mut c, 0, LATEST, READ_COMMITTED), (NONE, 0));
+    p.commit_transaction(TXN_STEP_TIMEOUT).expect("commit");
+    // EndTxn is answered once the markers are written: the LSO moved past them.
+    assert_eq!(offsets(&mut c, 0), (4, 4));
+    assert_eq!(offsets(&mut c, 1), (3, 3));
+    let ps = fetch(&mut c, READ_COMMITTED, &[(0, 0)]);
+    let got = batches(&ps[0]);
+    assert_eq!(
+        got.last().map(|b| b.0),
+        Some(3),
+        "the commit marker is sent: {got:?}"
+    );
+    assert_eq!(aborted(&ps[0]), vec![]);
+
+    // Abort: 2 records on p0 from offset 4.
+    p.begin_transaction().expect("begin");
+    send(&p, 0, 2);
+    assert_eq!(offsets(&mut c, 0), (6, 4));
+    p.abort_transaction(TXN_STEP_TIMEOUT).expect("abort");
+    assert_eq!(offsets(&mut c, 0), (7, 7));
+    assert_eq!(list_offset(&mut c, 0, LATEST, READ_COMMITTED), (NONE, 7));
+    let ps = fetch(&mut c, READ_COMMITTED, &[(0, 0)]);
+    let pid = {
+        let d = describe_producers(&mut c, 0);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].current_txn_start_offset, -1);
+        d[0].producer_id.0
+    };
+    assert_eq!(aborted(&ps[0]), vec![(pid, 4)]);
+    // From past the aborted transaction's marker, it is not listed.
+    let ps = fetch(&mut c, READ_COMMITTED, &[(0, 7)]);
+    assert_eq!(aborted(&ps[0]), vec![]);
+    // read_uncommitted gets no list.
+    let ps = fetch(&mut c, READ_UNCOMMITTED, &[(0, 0)]);
+    assert_eq!(aborted(&ps[0]), vec![]);
+
+    // A long poll at the LSO while a transaction is open wakes when its commit moves the LSO.
+    p.begin_transaction().expect("begin");
+    send(&p, 0, 1);
+    assert_eq!(offsets(&mut c, 0), (8, 7));
+    let port = broker.port;
+    let poll = std::thread::spawn(move || {
+        let mut c = Client::connect(port);
+        let start = Instant::now();
+        let ps = fetch_waiting(&mut c, READ_COMMITTED, &[(0, 7)], 1, LONG_POLL_MS);
+        (start.elapsed(), batches(&ps[0]), ps[0].last_stable_offset)
+    });
+    // Let the poll park (it returns at once only if it finds data: it must not).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !poll.is_finished(),
+        "read_committed returned data past the LSO"
+    );
+    p.commit_transaction(TXN_STEP_TIMEOUT).expect("commit");
+    let (waited, got, lso) = poll.join().unwrap();
+    assert!(
+        waited < Duration::from_millis(LONG_POLL_MS as u64 / 2),
+        "not woken: {waited:?}"
+    );
+    assert_eq!(lso, 9);
+    assert_eq!(got.first().map(|b| b.0), Some(7), "{got:?}");
+}
+
+fn describe_producers(
+    c: &mut Client,
+    partition: i32,
+) -> Vec<kafka_protocol::messages::describe_producers_response::ProducerState> {
+    let mut t = TopicRequest::default();
+    t.name = name(TOPIC);
+    t.partition_indexes = vec![partition];
+    let mut r = DescribeProducersRequest::default();
+    r.topics = vec![t];
+    let response = c.call(0, &r);
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, NONE);
+    p.active_producers.clone()
+}
+
+/// kill -9 with a librdkafka transaction open: after the restart the LSO is still the
+/// transaction's start (producer-state replay), until a new producer with the same
+/// transactional id makes the coordinator abort it; the abort is then listed.
+#[test]
+fn an_open_librdkafka_transaction_holds_the_lso_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = broker(dir.path());
+    let mut c = broker.client();
+    let first = txn_producer(broker.port, "txp-crash");
+    first.begin_transaction().expect("begin");
+    send(&first, 0, 3);
+    assert_eq!(offsets(&mut c, 0), (3, 0));
+    drop(first);
+    drop(c);
+    broker.kill();
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(
+        offsets(&mut c, 0),
+        (3, 0),
+        "the replay reopened the transaction"
+    );
+    assert_eq!(list_offset(&mut c, 0, LATEST, READ_COMMITTED), (NONE, 0));
+    let pid = describe_producers(&mut c, 0)[0].producer_id.0;
+    // The same transactional id again: the coordinator aborts the open transaction.
+    let _second = txn_producer(broker.port, "txp-crash");
+    let deadline = Instant::now() + TXN_STEP_TIMEOUT;
+    loop {
+        let (hw, lso) = offsets(&mut c, 0);
+        if lso == hw && hw == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transaction was not aborted: hw {hw}, lso {lso}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ps = fetch(&mut c, READ_COMMITTED, &[(0, 0)]);
+    assert_eq!(aborted(&ps[0]), vec![(pid, 0)]);
 }

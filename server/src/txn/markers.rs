@@ -200,6 +200,15 @@ mod tests {
         at
     }
 
+    /// The aborted transactions indexed on `partition`: (producer, first offset, marker offset).
+    fn aborted(partition: u32) -> Vec<(i64, i64, i64)> {
+        let part = shard().local_partition(TOPIC, partition).unwrap();
+        let txns = part.aborted_txns(0, i64::MAX);
+        txns.iter()
+            .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+            .collect()
+    }
+
     fn lso_and_producers(partition: u32) -> (i64, i64, Vec<ProducerInfo>) {
         let state = shard();
         let part = state.local_partition(TOPIC, partition).unwrap();
@@ -328,6 +337,17 @@ mod tests {
         let (_, _, before_restart) = shards
             .spawn_on(1, move || async move { lso_and_producers(p1) })
             .wait();
+        // Both aborts are indexed: the transaction from its first offset, the marker with no
+        // open transaction from its own offset.
+        let indexed = vec![(7, first1, first1 + 3), (7, first1 + 4, first1 + 4)];
+        let got = shards
+            .spawn_on(1, move || async move { aborted(p1) })
+            .wait();
+        assert_eq!(got, indexed);
+        let got = shards
+            .spawn_on(0, move || async move { aborted(p0) })
+            .wait();
+        assert_eq!(got, vec![(7, first0, 2)]);
         assert_ne!(before, before_restart);
         shards.shutdown();
         drop(broker);
@@ -346,6 +366,10 @@ mod tests {
             .wait();
         assert_eq!((hw1, lso1), (5, pid8_start));
         assert_eq!(after, before_restart);
+        let got = shards
+            .spawn_on(1, move || async move { aborted(p1) })
+            .wait();
+        assert_eq!(got, indexed, "the replay indexed the aborts again, once");
         // Ending pid 8's transaction after the restart releases the LSO.
         let done = shards
             .spawn_on(0, move || async move {
