@@ -146,9 +146,9 @@ pub async fn add_partitions(
     let Some(txn) = state.txns.get(&transactional_id) else {
         return error::INVALID_PRODUCER_ID_MAPPING;
     };
-    let step = txn
-        .borrow()
-        .prepare_add_partitions(producer_id, producer_epoch, &partitions, now_ms());
+    let step =
+        txn.borrow()
+            .prepare_add_partitions(producer_id, producer_epoch, &partitions, now_ms());
     match step {
         Err(e) => e,
         Ok(None) => error::NONE,
@@ -318,7 +318,8 @@ pub async fn expire_ids(state: &Rc<ShardState>) {
                 m.state,
                 TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
             );
-            if !idle || m.pending.is_some() || m.last_update_ms.saturating_add(expiration_ms) > now {
+            if !idle || m.pending.is_some() || m.last_update_ms.saturating_add(expiration_ms) > now
+            {
                 continue;
             }
             m.pending = Some(TxnState::Dead);
