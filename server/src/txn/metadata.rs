@@ -525,7 +525,8 @@ mod tests {
         assert_eq!((t.state, t.producer_epoch), (TxnState::PrepareAbort, 1));
         assert_eq!(t.partitions, parts(&[("a", 0)]));
         stored(&mut m, &t);
-        stored(&mut m, &m.prepare_complete(300));
+        let t = m.prepare_complete(300);
+        stored(&mut m, &t);
         assert_eq!(init(&mut m, None), Ok((7, 2)));
         let mut busy = m.clone();
         busy.pending = Some(TxnState::Ongoing);
