@@ -284,7 +284,9 @@ fn dirty_ratio_threshold() {
     for _ in 0..4 {
         write_segment(&mut log);
     }
-    let job = log.plan_cleaning(T0, None).expect("never cleaned: all dirty");
+    let job = log
+        .plan_cleaning(T0, None)
+        .expect("never cleaned: all dirty");
     assert_eq!(job.dirty_ratio, 1.0);
     let out = job
         .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
@@ -292,7 +294,10 @@ fn dirty_ratio_threshold() {
     log.install_cleaned(out).unwrap();
     // 1 dirty segment of 2 (the 4 clean ones merged into one of the same bytes): 1/5 < 0.5.
     write_segment(&mut log);
-    assert!(log.plan_cleaning(T0, None).is_none(), "1/5 dirty is below 0.5");
+    assert!(
+        log.plan_cleaning(T0, None).is_none(),
+        "1/5 dirty is below 0.5"
+    );
     for _ in 0..3 {
         write_segment(&mut log);
     }
@@ -430,7 +435,9 @@ fn tombstones_are_kept_until_the_delete_horizon_then_removed() {
             assert_eq!(was, r);
         }
     }
-    assert!(log.plan_cleaning(first_clean + 10 * HOUR_MS, None).is_none());
+    assert!(log
+        .plan_cleaning(first_clean + 10 * HOUR_MS, None)
+        .is_none());
 }
 
 #[test]

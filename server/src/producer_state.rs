@@ -662,10 +662,7 @@ fn read_control_record(
             let Some(record) = records.first() else {
                 return Ok(None);
             };
-            let kind = record
-                .key
-                .as_deref()
-                .and_then(ControlRecordType::from_key);
+            let kind = record.key.as_deref().and_then(ControlRecordType::from_key);
             let coordinator_epoch = record
                 .value
                 .as_deref()

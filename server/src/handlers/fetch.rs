@@ -418,8 +418,8 @@ async fn cut_at(range: &FileRange, lso: i64) -> Result<(u32, Option<i64>), ReadE
             buf_start = at;
         }
         let i = (at - buf_start) as usize;
-        let header = BatchHeader::parse(&buf[i..])
-            .map_err(|_| corrupt(range.position + u64::from(at)))?;
+        let header =
+            BatchHeader::parse(&buf[i..]).map_err(|_| corrupt(range.position + u64::from(at)))?;
         if header.base_offset >= lso {
             break;
         }
@@ -759,7 +759,8 @@ mod tests {
                     p0.log_start_offset = 7;
                 }
                 let aborted = |producer_id: i64, first_offset: i64| {
-                    let mut a = kafka_protocol::messages::fetch_response::AbortedTransaction::default();
+                    let mut a =
+                        kafka_protocol::messages::fetch_response::AbortedTransaction::default();
                     a.producer_id = kafka_protocol::messages::ProducerId(producer_id);
                     a.first_offset = first_offset;
                     a
