@@ -34,7 +34,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use common::Client;
-use interop_support::{repo_root, run_with_timeout, Broker};
+use interop_support::{create_topic, repo_root, run_with_timeout, unique_topic, Broker};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -43,6 +43,7 @@ const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const CONCURRENT_TRANSACTIONS: i16 = 51;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
@@ -268,11 +269,41 @@ fn java_partition(key: &str, partitions: i32) -> i32 {
     (h & 0x7fff_ffff) % partitions
 }
 
+/// After an EndTxn: corelog answers once the transaction is complete (asserted at once); a Kafka
+/// broker (`CORELOG_INTEROP_BOOTSTRAP`) answers after the prepare record, so wait there.
+fn settle(broker: &Broker, c: &mut Client, id: &str) {
+    if broker.is_spawned() {
+        return;
+    }
+    wait_for("the transaction completed", || {
+        describe(c, id).state.starts_with("Complete")
+    });
+}
+
+/// InitProducerId during an Ongoing transaction: corelog aborts it and answers at once; Kafka
+/// answers CONCURRENT_TRANSACTIONS while it aborts, and the client retries.
+fn init_retrying(broker: &Broker, c: &mut Client, id: &str) -> (i64, i16) {
+    let deadline = Instant::now() + CONDITION_TIMEOUT;
+    loop {
+        let r = init(c, 4, id, LONG_TIMEOUT_MS);
+        if r.error_code == CONCURRENT_TRANSACTIONS && !broker.is_spawned() {
+            assert!(Instant::now() < deadline, "still CONCURRENT_TRANSACTIONS");
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(r.error_code, NONE, "InitProducerId {id}");
+        return (r.producer_id.0, r.producer_epoch);
+    }
+}
+
 #[test]
 fn fencing_error_codes_and_a_transaction_to_the_end() {
     let started = Instant::now();
     let broker = Broker::start_with(PROPS);
     let mut c = client(&broker);
+    // Unique ids: an external broker keeps those of earlier runs.
+    let id = &unique_topic("txn-a");
+    let never = &unique_topic("txn-never");
 
     // transaction.version is not advertised (clients use the v1 flow).
     let versions = c.call(3, &ApiVersionsRequest::default());
@@ -291,14 +322,14 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
     // FindCoordinator for a transactional id: this broker (v3 single key, v4 batched).
     let mut fc = FindCoordinatorRequest::default();
     fc.key_type = 1;
-    fc.key = s("txn-a");
+    fc.key = s(id);
     let r = c.call(3, &fc);
     assert_eq!(
         (r.error_code, r.port),
         (NONE, i32::from(broker.addr().port()))
     );
     fc.key = s("");
-    fc.coordinator_keys = vec![s("txn-a"), s("txn-b")];
+    fc.coordinator_keys = vec![s(id), s(never)];
     let r = c.call(4, &fc);
     assert_eq!(r.coordinators.len(), 2);
     for co in &r.coordinators {
@@ -310,15 +341,15 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
 
     // Timeouts outside 1..=transaction.max.timeout.ms.
     for bad in [0, -1, 900_001] {
-        let r = init(&mut c, 4, "txn-a", bad);
+        let r = init(&mut c, 4, id, bad);
         assert_eq!(r.error_code, INVALID_TRANSACTION_TIMEOUT, "timeout {bad}");
     }
 
-    let topic = "txn-coordinator-t";
-    assert_eq!(c.ensure_topic(topic), 4);
-    let (pid, e0) = init_ok(&mut c, "txn-a", LONG_TIMEOUT_MS);
+    let topic = &unique_topic("txn-coordinator-t");
+    create_topic(&broker.bootstrap(), topic, 4);
+    let (pid, e0) = init_ok(&mut c, id, LONG_TIMEOUT_MS);
     assert_eq!(e0, 0);
-    let d = describe(&mut c, "txn-a");
+    let d = describe(&mut c, id);
     assert_eq!(
         (d.error, d.state.as_str(), d.producer_id, d.epoch),
         (NONE, "Empty", pid, 0)
@@ -326,56 +357,50 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
     assert_eq!((d.timeout_ms, d.start_ms), (LONG_TIMEOUT_MS, -1));
 
     // A second init keeps the producer id and bumps the epoch: the first producer is a zombie.
-    let (pid2, e1) = init_ok(&mut c, "txn-a", LONG_TIMEOUT_MS);
+    let (pid2, e1) = init_ok(&mut c, id, LONG_TIMEOUT_MS);
     assert_eq!((pid2, e1), (pid, 1));
     let zombie = (pid, 0);
     let live = (pid, 1);
     assert_eq!(
-        add_error(&mut c, 3, "txn-a", zombie, &[(topic, &[0])]),
+        add_error(&mut c, 3, id, zombie, &[(topic, &[0])]),
         PRODUCER_FENCED
     );
     assert_eq!(
-        add_error(&mut c, 1, "txn-a", zombie, &[(topic, &[0])]),
+        add_error(&mut c, 1, id, zombie, &[(topic, &[0])]),
         INVALID_PRODUCER_EPOCH
     );
+    assert_eq!(add_offsets(&mut c, 3, id, zombie, "grp"), PRODUCER_FENCED);
     assert_eq!(
-        add_offsets(&mut c, 3, "txn-a", zombie, "grp"),
-        PRODUCER_FENCED
-    );
-    assert_eq!(
-        add_offsets(&mut c, 0, "txn-a", zombie, "grp"),
+        add_offsets(&mut c, 0, id, zombie, "grp"),
         INVALID_PRODUCER_EPOCH
     );
-    assert_eq!(end_txn(&mut c, 3, "txn-a", zombie, true), PRODUCER_FENCED);
-    assert_eq!(
-        end_txn(&mut c, 1, "txn-a", zombie, true),
-        INVALID_PRODUCER_EPOCH
-    );
+    assert_eq!(end_txn(&mut c, 3, id, zombie, true), PRODUCER_FENCED);
+    assert_eq!(end_txn(&mut c, 1, id, zombie, true), INVALID_PRODUCER_EPOCH);
     // Another producer id, or an id never initialized.
     assert_eq!(
-        add_error(&mut c, 3, "txn-a", (pid + 1, 1), &[(topic, &[0])]),
+        add_error(&mut c, 3, id, (pid + 1, 1), &[(topic, &[0])]),
         INVALID_PRODUCER_ID_MAPPING
     );
     assert_eq!(
-        end_txn(&mut c, 3, "txn-a", (pid + 1, 1), true),
+        end_txn(&mut c, 3, id, (pid + 1, 1), true),
         INVALID_PRODUCER_ID_MAPPING
     );
     assert_eq!(
-        add_error(&mut c, 3, "txn-never", live, &[(topic, &[0])]),
+        add_error(&mut c, 3, never, live, &[(topic, &[0])]),
         INVALID_PRODUCER_ID_MAPPING
     );
     assert_eq!(
-        end_txn(&mut c, 3, "txn-never", live, false),
+        end_txn(&mut c, 3, never, live, false),
         INVALID_PRODUCER_ID_MAPPING
     );
     // No transaction to end.
-    assert_eq!(end_txn(&mut c, 3, "txn-a", live, true), INVALID_TXN_STATE);
-    assert_eq!(end_txn(&mut c, 3, "txn-a", live, false), INVALID_TXN_STATE);
+    assert_eq!(end_txn(&mut c, 3, id, live, true), INVALID_TXN_STATE);
+    assert_eq!(end_txn(&mut c, 3, id, live, false), INVALID_TXN_STATE);
     // An unknown partition: nothing is added.
     let errors = add_errors(&add_partitions(
         &mut c,
         3,
-        "txn-a",
+        id,
         live,
         &[(topic, &[0, 9]), ("txn-no-such-topic", &[0])],
     ));
@@ -385,26 +410,21 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
         errors[&("txn-no-such-topic".to_string(), 0)],
         UNKNOWN_TOPIC_OR_PARTITION
     );
-    assert_eq!(describe(&mut c, "txn-a").state, "Empty");
+    assert_eq!(describe(&mut c, id).state, "Empty");
 
     // A transaction on all four partitions (both shards) and the group's offsets partition.
     let before: Vec<i64> = (0..4).map(|p| latest_offset(&mut c, topic, p)).collect();
+    assert_eq!(add_error(&mut c, 3, id, live, &[(topic, &[0, 1])]), NONE);
+    assert_eq!(add_error(&mut c, 2, id, live, &[(topic, &[2, 3])]), NONE);
     assert_eq!(
-        add_error(&mut c, 3, "txn-a", live, &[(topic, &[0, 1])]),
-        NONE
-    );
-    assert_eq!(
-        add_error(&mut c, 2, "txn-a", live, &[(topic, &[2, 3])]),
-        NONE
-    );
-    assert_eq!(
-        add_error(&mut c, 3, "txn-a", live, &[(topic, &[1])]),
+        add_error(&mut c, 3, id, live, &[(topic, &[1])]),
         NONE,
         "already in"
     );
-    assert_eq!(add_offsets(&mut c, 3, "txn-a", live, "grp"), NONE);
-    let d = describe(&mut c, "txn-a");
-    let offsets_partition = java_partition("grp", 4);
+    assert_eq!(add_offsets(&mut c, 3, id, live, "grp"), NONE);
+    let d = describe(&mut c, id);
+    let offsets_partitions = c.ensure_topic("__consumer_offsets") as i32;
+    let offsets_partition = java_partition("grp", offsets_partitions);
     let mut want: Vec<(String, i32)> = (0..4).map(|p| (topic.to_string(), p)).collect();
     want.push(("__consumer_offsets".to_string(), offsets_partition));
     want.sort();
@@ -415,14 +435,11 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
     // ListTransactions and its filters.
     let all = listed_ids(&list(&mut c, 1, &[], &[], -1));
     assert!(
-        all.contains(&("txn-a".to_string(), pid, "Ongoing".to_string())),
+        all.contains(&(id.to_string(), pid, "Ongoing".to_string())),
         "{all:?}"
     );
     let ongoing = listed_ids(&list(&mut c, 0, &["Ongoing"], &[], -1));
-    assert_eq!(
-        ongoing,
-        vec![("txn-a".to_string(), pid, "Ongoing".to_string())]
-    );
+    assert_eq!(ongoing, vec![(id.to_string(), pid, "Ongoing".to_string())]);
     assert!(listed_ids(&list(&mut c, 0, &["Empty"], &[], -1)).is_empty());
     assert!(listed_ids(&list(&mut c, 0, &[], &[pid + 1], -1)).is_empty());
     let unknown = list(&mut c, 0, &["NoSuchState"], &[], -1);
@@ -435,8 +452,9 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
 
     // Commit: a marker in every partition, then CompleteCommit with no partitions.
     let offsets_before = latest_offset(&mut c, "__consumer_offsets", offsets_partition);
-    assert_eq!(end_txn(&mut c, 3, "txn-a", live, true), NONE);
-    let d = describe(&mut c, "txn-a");
+    assert_eq!(end_txn(&mut c, 3, id, live, true), NONE);
+    settle(&broker, &mut c, id);
+    let d = describe(&mut c, id);
     assert_eq!((d.state.as_str(), d.epoch), ("CompleteCommit", 1));
     assert!(d.partitions.is_empty());
     for p in 0..4 {
@@ -452,50 +470,40 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
         "commit marker in the group's offsets partition"
     );
     // Retries and the other ending.
-    assert_eq!(
-        end_txn(&mut c, 3, "txn-a", live, true),
-        NONE,
-        "retried commit"
-    );
-    assert_eq!(end_txn(&mut c, 3, "txn-a", live, false), INVALID_TXN_STATE);
+    assert_eq!(end_txn(&mut c, 3, id, live, true), NONE, "retried commit");
+    assert_eq!(end_txn(&mut c, 3, id, live, false), INVALID_TXN_STATE);
 
     // Abort: the same, with abort markers.
-    assert_eq!(add_error(&mut c, 3, "txn-a", live, &[(topic, &[2])]), NONE);
-    let d = describe(&mut c, "txn-a");
+    assert_eq!(add_error(&mut c, 3, id, live, &[(topic, &[2])]), NONE);
+    let d = describe(&mut c, id);
     assert_eq!(
         d.partitions,
         vec![(topic.to_string(), 2)],
         "a new transaction starts empty"
     );
-    assert_eq!(end_txn(&mut c, 0, "txn-a", live, false), NONE);
-    assert_eq!(describe(&mut c, "txn-a").state, "CompleteAbort");
+    assert_eq!(end_txn(&mut c, 0, id, live, false), NONE);
+    settle(&broker, &mut c, id);
+    assert_eq!(describe(&mut c, id).state, "CompleteAbort");
     assert_eq!(latest_offset(&mut c, topic, 2), before[2] + 2);
-    assert_eq!(
-        end_txn(&mut c, 3, "txn-a", live, false),
-        NONE,
-        "retried abort"
-    );
-    assert_eq!(end_txn(&mut c, 3, "txn-a", live, true), INVALID_TXN_STATE);
+    assert_eq!(end_txn(&mut c, 3, id, live, false), NONE, "retried abort");
+    assert_eq!(end_txn(&mut c, 3, id, live, true), INVALID_TXN_STATE);
 
     // InitProducerId while a transaction is Ongoing: it is aborted (fenced epoch 2, abort
     // marker), then the epoch is bumped again for the new producer.
-    assert_eq!(add_error(&mut c, 3, "txn-a", live, &[(topic, &[3])]), NONE);
-    let (pid3, e3) = init_ok(&mut c, "txn-a", LONG_TIMEOUT_MS);
+    assert_eq!(add_error(&mut c, 3, id, live, &[(topic, &[3])]), NONE);
+    let (pid3, e3) = init_retrying(&broker, &mut c, id);
     assert_eq!((pid3, e3), (pid, 3));
     assert_eq!(
         latest_offset(&mut c, topic, 3),
         before[3] + 2,
         "abort marker"
     );
-    let d = describe(&mut c, "txn-a");
+    let d = describe(&mut c, id);
     assert_eq!((d.state.as_str(), d.epoch), ("Empty", 3));
-    assert_eq!(end_txn(&mut c, 3, "txn-a", live, false), PRODUCER_FENCED);
+    assert_eq!(end_txn(&mut c, 3, id, live, false), PRODUCER_FENCED);
 
     // Unknown and empty ids in DescribeTransactions.
-    assert_eq!(
-        describe(&mut c, "txn-never").error,
-        TRANSACTIONAL_ID_NOT_FOUND
-    );
+    assert_eq!(describe(&mut c, never).error, TRANSACTIONAL_ID_NOT_FOUND);
     assert_eq!(describe(&mut c, "").error, 42);
     broker.stop();
     eprintln!(
