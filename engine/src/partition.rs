@@ -77,6 +77,10 @@ pub struct ReadSlice {
     pub range: Option<FileRange>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The bound the read stopped at: every batch of the range ends below it. The high
+    /// watermark for [`Partition::read`]; for [`Partition::read_bounded`] the bound it was
+    /// given, lowered to the high watermark if above it.
+    pub upper_offset: i64,
 }
 
 /// One partition on its shard.
@@ -169,8 +173,16 @@ impl Partition {
     }
 
     /// Compaction, step 1 (on this shard): the cleaning job this partition is due for, if any.
-    pub fn plan_cleaning(&self, now_ms: i64) -> Option<crate::cleaner::CleaningJob> {
-        self.log.borrow().plan_cleaning(now_ms)
+    /// Nothing at or past `first_unstable_offset` (the first record of the oldest open
+    /// transaction; `None` when none is open) is cleaned.
+    pub fn plan_cleaning(
+        &self,
+        now_ms: i64,
+        first_unstable_offset: Option<i64>,
+    ) -> Option<crate::cleaner::CleaningJob> {
+        self.log
+            .borrow()
+            .plan_cleaning(now_ms, first_unstable_offset)
     }
 
     /// Compaction, step 3 (on this shard): installs what the cleaner thread produced.
@@ -254,18 +266,23 @@ impl Partition {
         Ok(plan.info)
     }
 
-    /// Waits until every offset below `offset` is fdatasynced, asking the flusher for a flush
-    /// once the writes below `offset` have all completed (earlier writes may still be in flight).
+    /// Waits until every offset below `offset` is fdatasynced, and the aborted-transaction index
+    /// entries of the abort markers below it too, asking the flusher for a flush once the writes
+    /// below `offset` have all completed (earlier writes may still be in flight).
     pub async fn wait_durable(self: &Rc<Self>, offset: i64) -> Result<(), AppendError> {
         loop {
-            let (written, durable) = {
+            let (written, durable, index_durable) = {
                 let log = self.log.borrow();
                 if log.is_failed() {
                     return Err(AppendError::LogFailed);
                 }
-                (log.log_end_offset(), log.durable_offset())
+                (
+                    log.log_end_offset(),
+                    log.durable_offset(),
+                    log.txn_index_durable_below(offset),
+                )
             };
-            if durable >= offset {
+            if durable >= offset && index_durable {
                 return Ok(());
             }
             if written < offset {
@@ -289,20 +306,64 @@ impl Partition {
         max_bytes: u32,
         min_one_batch: bool,
     ) -> Result<ReadSlice, ReadError> {
+        self.read_bounded(offset, max_bytes, min_one_batch, i64::MAX)
+            .await
+    }
+
+    /// [`Partition::read`] that also stops at `upper_offset` (a read_committed fetch passes the
+    /// last stable offset): the range holds only whole batches whose last offset is below
+    /// `min(upper_offset, high watermark)`, the bound reported in [`ReadSlice::upper_offset`]. A
+    /// batch that straddles the bound is left out (the LSO is always a batch's base offset, so
+    /// none does). An `offset` in `[bound, high watermark]` answers an empty range, not an
+    /// error; outside `[log start, high watermark]` it is OFFSET_OUT_OF_RANGE as for `read`.
+    pub async fn read_bounded(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        min_one_batch: bool,
+        upper_offset: i64,
+    ) -> Result<ReadSlice, ReadError> {
         let mut offset = offset;
         loop {
-            let (span, high_watermark, log_start_offset) = {
+            let (mut span, high_watermark, log_start_offset, upper, upper_from) = {
                 let log = self.log.borrow();
                 let (hw, start) = (log.high_watermark(), log.log_start_offset());
+                let upper = upper_offset.min(hw);
+                let empty = ReadSlice {
+                    range: None,
+                    high_watermark: hw,
+                    log_start_offset: start,
+                    upper_offset: upper,
+                };
                 if offset == hw {
-                    return Ok(ReadSlice {
-                        range: None,
-                        high_watermark: hw,
-                        log_start_offset: start,
-                    });
+                    return Ok(empty);
                 }
                 match log.locate(offset) {
-                    Some(span) => (span, hw, start),
+                    Some(_) if offset >= upper => return Ok(empty),
+                    Some(span) => {
+                        // Where to start looking for the bound's batch, if it lies in this
+                        // segment (a later segment's base at or below it means it does not).
+                        let next_base = log
+                            .segments()
+                            .iter()
+                            .map(|s| s.base_offset)
+                            .find(|&b| b > span.base_offset);
+                        let upper_from = if upper < hw && next_base.is_none_or(|n| n > upper) {
+                            let seg = log
+                                .segments()
+                                .iter()
+                                .find(|s| s.base_offset == span.base_offset)
+                                .expect("located segment");
+                            Some(
+                                seg.index
+                                    .floor_by_offset(seg.relative(upper))
+                                    .map_or(0, |e| e.position),
+                            )
+                        } else {
+                            None
+                        };
+                        (span, hw, start, upper, upper_from)
+                    }
                     None => {
                         return Err(ReadError::OffsetOutOfRange {
                             log_start_offset: start,
@@ -312,6 +373,17 @@ impl Partition {
                 }
             };
             let mut scanner = HeaderScanner::new(span.file.clone(), span.end);
+            if let Some(mut position) = upper_from {
+                // The range ends where the first batch reaching the bound begins.
+                while position < span.end {
+                    let header = scanner.header_at(position).await?;
+                    if header.last_offset() >= upper {
+                        span.end = position;
+                        break;
+                    }
+                    position += header.total_bytes() as u32;
+                }
+            }
             // Walk from the index entry to the batch that holds `offset`.
             let mut position = span.from;
             let mut first = None;
@@ -323,8 +395,10 @@ impl Partition {
                 }
                 position += header.total_bytes() as u32;
             }
+            let first = first.filter(|h| h.last_offset() < upper);
             let Some(first) = first else {
-                // `offset` falls in a gap at the end of this segment: go on at the next one.
+                // `offset` falls in a gap at the end of this segment (go on at the next one), or
+                // its batch reaches the bound (nothing to send).
                 let next = self
                     .log
                     .borrow()
@@ -333,7 +407,7 @@ impl Partition {
                     .map(|s| s.base_offset)
                     .find(|&b| b > span.base_offset);
                 match next {
-                    Some(next) if next < high_watermark => {
+                    Some(next) if next < upper => {
                         offset = next;
                         continue;
                     }
@@ -342,6 +416,7 @@ impl Partition {
                             range: None,
                             high_watermark,
                             log_start_offset,
+                            upper_offset: upper,
                         })
                     }
                 }
@@ -366,6 +441,7 @@ impl Partition {
                 range,
                 high_watermark,
                 log_start_offset,
+                upper_offset: upper,
             });
         }
     }

@@ -16,6 +16,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 
 /// Digits in a segment file name: Kafka's zero-padded 20-digit base offset.
 const FILE_NAME_DIGITS: usize = 20;
@@ -116,8 +117,14 @@ impl LogFile {
         self.file().sync_all()
     }
 
-    fn truncate(&self, len: u64) -> io::Result<()> {
+    pub(crate) fn truncate(&self, len: u64) -> io::Result<()> {
         self.file().set_len(len)
+    }
+
+    /// Blocking positional write, for the small aborted-transaction index entries (a few dozen
+    /// bytes into the page cache; segment data is written through the ring).
+    pub(crate) fn write_all_at(&self, buf: &[u8], position: u64) -> io::Result<()> {
+        self.file().write_all_at(buf, position)
     }
 }
 
@@ -157,6 +164,8 @@ pub struct Segment {
     /// from here. For a segment recovered at start-up, its first batch's timestamp (clamped
     /// to the time of recovery). `None` while the segment is empty.
     pub first_append_ms: Option<i64>,
+    /// The aborted transactions whose abort marker lies in this segment (`<base>.txnindex`).
+    pub txn_index: TxnIndex,
 }
 
 impl Segment {
@@ -172,6 +181,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             first_append_ms: None,
+            txn_index: TxnIndex::default(),
         }
     }
 
@@ -185,6 +195,7 @@ impl Segment {
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Self> {
         remove_if_exists(&file_path(dir, base_offset, INDEX_SUFFIX))?;
         remove_if_exists(&file_path(dir, base_offset, TIME_INDEX_SUFFIX))?;
+        remove_if_exists(&file_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
         let path = file_path(dir, base_offset, LOG_SUFFIX);
         let file = LogFile::open(&path, true)?;
         file.truncate(0)?;
@@ -229,8 +240,11 @@ impl Segment {
     }
 
     /// Writes both index files for a sealed segment, with the final time-index entry that records
-    /// the segment's max timestamp. Index files are rebuildable, so they are not fsynced.
+    /// the segment's max timestamp. Index files are rebuildable, so they are not fsynced. (The
+    /// aborted-transaction index is not rebuildable from the segment alone: it is written as
+    /// entries are recorded and fdatasynced with the segment's data; sealing closes it.)
     pub fn seal(&mut self, dir: &Path) -> io::Result<()> {
+        self.txn_index.close();
         if self.size > 0 {
             let max_rel = self.relative(self.offset_of_max_timestamp);
             self.time_index.maybe_push(self.max_timestamp, max_rel);
@@ -286,8 +300,8 @@ impl Segment {
     /// final close also happens there, when its last handle (this one, or a read range still
     /// being sent) drops.
     pub fn retire(self, dir: &Path) -> io::Result<()> {
-        let mut doomed = Vec::with_capacity(3);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let mut doomed = Vec::with_capacity(4);
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let path = file_path(dir, self.base_offset, suffix);
             let mut deleted = path.clone().into_os_string();
             deleted.push(".");
@@ -396,6 +410,7 @@ impl Segment {
             max_timestamp,
             offset_of_max_timestamp,
             first_append_ms: None,
+            txn_index: TxnIndex::default(),
         }))
     }
 
@@ -429,7 +444,8 @@ impl Segment {
 pub fn delete_files(dir: &Path, base_offset: i64) -> io::Result<()> {
     remove_if_exists(&file_path(dir, base_offset, LOG_SUFFIX))?;
     remove_if_exists(&file_path(dir, base_offset, INDEX_SUFFIX))?;
-    remove_if_exists(&file_path(dir, base_offset, TIME_INDEX_SUFFIX))
+    remove_if_exists(&file_path(dir, base_offset, TIME_INDEX_SUFFIX))?;
+    remove_if_exists(&file_path(dir, base_offset, TXN_INDEX_SUFFIX))
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

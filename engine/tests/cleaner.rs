@@ -159,7 +159,7 @@ fn clean(log: &mut PartitionLog, now: i64) -> Option<CleaningReport> {
 }
 
 fn clean_with(log: &mut PartitionLog, now: i64, limits: &CleanerLimits) -> Option<CleaningReport> {
-    let job = log.plan_cleaning(now)?;
+    let job = log.plan_cleaning(now, None)?;
     let out = job.run(limits, &mut Throttle::new(u64::MAX)).unwrap();
     let report = log.install_cleaned(out).unwrap();
     assert!(report.installed);
@@ -241,12 +241,12 @@ fn cleaning_keeps_the_latest_value_of_each_key_at_its_offset() {
     assert_eq!(log.segments().last().unwrap().base_offset, active_before);
     assert_eq!(latest(&after), latest(&before));
     // Nothing dirty: not due again.
-    assert!(log.plan_cleaning(T0 + 2000).is_none());
+    assert!(log.plan_cleaning(T0 + 2000, None).is_none());
     // The same after a reopen (indexes, checkpoint).
     drop(log);
     let log = open(dir.path(), compact_config());
     assert_eq!(read_all(&log), after);
-    assert!(log.plan_cleaning(T0 + 2000).is_none());
+    assert!(log.plan_cleaning(T0 + 2000, None).is_none());
 }
 
 #[test]
@@ -258,7 +258,7 @@ fn only_compacted_logs_are_cleaned() {
     };
     let mut log = open(dir.path(), config);
     overwrite(&mut log, 3, 6, 2, T0);
-    assert!(log.plan_cleaning(T0 + HOUR_MS).is_none());
+    assert!(log.plan_cleaning(T0 + HOUR_MS, None).is_none());
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn dirty_ratio_threshold() {
     for _ in 0..4 {
         write_segment(&mut log);
     }
-    let job = log.plan_cleaning(T0).expect("never cleaned: all dirty");
+    let job = log.plan_cleaning(T0, None).expect("never cleaned: all dirty");
     assert_eq!(job.dirty_ratio, 1.0);
     let out = job
         .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
@@ -292,16 +292,16 @@ fn dirty_ratio_threshold() {
     log.install_cleaned(out).unwrap();
     // 1 dirty segment of 2 (the 4 clean ones merged into one of the same bytes): 1/5 < 0.5.
     write_segment(&mut log);
-    assert!(log.plan_cleaning(T0).is_none(), "1/5 dirty is below 0.5");
+    assert!(log.plan_cleaning(T0, None).is_none(), "1/5 dirty is below 0.5");
     for _ in 0..3 {
         write_segment(&mut log);
     }
     assert!(
-        log.plan_cleaning(T0).is_none(),
+        log.plan_cleaning(T0, None).is_none(),
         "4/8 dirty is not above 0.5"
     );
     write_segment(&mut log);
-    let job = log.plan_cleaning(T0).expect("5/9 dirty is above 0.5");
+    let job = log.plan_cleaning(T0, None).expect("5/9 dirty is above 0.5");
     assert!(
         (job.dirty_ratio - 5.0 / 9.0).abs() < 1e-9,
         "{}",
@@ -320,9 +320,9 @@ fn min_compaction_lag_protects_young_segments() {
     overwrite(&mut log, 5, 4, 2, T0); // segments with timestamps ~T0
     overwrite(&mut log, 5, 4, 2, T0 + 2 * HOUR_MS); // segments ~T0+2h
                                                     // At T0 + 30min nothing is old enough.
-    assert!(log.plan_cleaning(T0 + HOUR_MS / 2).is_none());
+    assert!(log.plan_cleaning(T0 + HOUR_MS / 2, None).is_none());
     // At T0 + 2h only the first two segments are.
-    let job = log.plan_cleaning(T0 + 2 * HOUR_MS).unwrap();
+    let job = log.plan_cleaning(T0 + 2 * HOUR_MS, None).unwrap();
     assert_eq!(job.segment_count(), 2);
     let second_half = log.segments()[2].base_offset;
     assert_eq!(job.first_uncleanable_offset(), second_half);
@@ -335,7 +335,7 @@ fn min_compaction_lag_protects_young_segments() {
     assert_eq!(recs.iter().filter(|r| r.offset < second_half).count(), 5);
     assert_eq!(recs.iter().filter(|r| r.offset >= second_half).count(), 20);
     // Later everything sealed is cleanable.
-    let job = log.plan_cleaning(T0 + 4 * HOUR_MS).unwrap();
+    let job = log.plan_cleaning(T0 + 4 * HOUR_MS, None).unwrap();
     assert_eq!(
         job.first_uncleanable_offset(),
         log.segments().last().unwrap().base_offset
@@ -358,11 +358,11 @@ fn max_compaction_lag_forces_a_pass() {
     );
     overwrite(&mut log, 1, 1, 1, T0 + 10);
     assert!(
-        log.plan_cleaning(T0 + HOUR_MS / 2).is_none(),
+        log.plan_cleaning(T0 + HOUR_MS / 2, None).is_none(),
         "small dirty share, young"
     );
     let job = log
-        .plan_cleaning(T0 + 2 * HOUR_MS)
+        .plan_cleaning(T0 + 2 * HOUR_MS, None)
         .expect("dirty data older than the max lag");
     assert!(job.forced_by_max_compaction_lag());
 }
@@ -409,7 +409,7 @@ fn tombstones_are_kept_until_the_delete_horizon_then_removed() {
     // The horizon survives a restart; before it passes nothing is due and nothing changes.
     drop(log);
     let mut log = open(dir.path(), compact_config());
-    assert!(log.plan_cleaning(first_clean + HOUR_MS - 1).is_none());
+    assert!(log.plan_cleaning(first_clean + HOUR_MS - 1, None).is_none());
     // Another write makes the log dirty: a pass before the horizon keeps the tombstone.
     append(&mut log, &[(b"d", Some(b"1"))], T0 + 20, Compression::None);
     roll(&mut log);
@@ -430,7 +430,7 @@ fn tombstones_are_kept_until_the_delete_horizon_then_removed() {
             assert_eq!(was, r);
         }
     }
-    assert!(log.plan_cleaning(first_clean + 10 * HOUR_MS).is_none());
+    assert!(log.plan_cleaning(first_clean + 10 * HOUR_MS, None).is_none());
 }
 
 #[test]
@@ -637,7 +637,7 @@ fn a_stale_result_is_discarded() {
     let mut log = open(dir.path(), compact_config());
     overwrite(&mut log, 3, 6, 2, T0);
     let before = read_all(&log);
-    let job = log.plan_cleaning(T0).unwrap();
+    let job = log.plan_cleaning(T0, None).unwrap();
     let out = job
         .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
         .unwrap();
@@ -685,7 +685,7 @@ fn a_crash_at_any_step_of_the_swap_loses_nothing() {
         append(&mut log, &[(&key(0), None)], T0, Compression::None);
         roll(&mut log);
         let before = read_all(&log);
-        let job = log.plan_cleaning(T0).unwrap();
+        let job = log.plan_cleaning(T0, None).unwrap();
         let out = job
             .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
             .unwrap();
@@ -794,7 +794,7 @@ proptest! {
                     clock_hours = clock_hours.max(clock_hours + hours);
                     let now = T0 + clock_hours as i64 * HOUR_MS;
                     let limits = CleanerLimits { dedupe_buffer_bytes: 24 * buf_entries as u64, ..CleanerLimits::default() };
-                    if let Some(job) = log.plan_cleaning(now) {
+                    if let Some(job) = log.plan_cleaning(now, None) {
                         match job.run(&limits, &mut Throttle::new(u64::MAX)) {
                             Ok(out) => match crash_at {
                                 None => { let r = log.install_cleaned(out).unwrap(); prop_assert!(r.installed); }
@@ -830,13 +830,13 @@ proptest! {
         // one record each.
         if log.segments().last().unwrap().size > 0 { roll(&mut log) }
         let far = T0 + 1000 * HOUR_MS;
-        while let Some(job) = log.plan_cleaning(far) {
+        while let Some(job) = log.plan_cleaning(far, None) {
             let out = job.run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX)).unwrap();
             log.install_cleaned(out).unwrap();
         }
         // Tombstones stamped by the final pass need one more after their horizon.
         let later = far + 2 * HOUR_MS;
-        while let Some(job) = log.plan_cleaning(later) {
+        while let Some(job) = log.plan_cleaning(later, None) {
             let out = job.run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX)).unwrap();
             log.install_cleaned(out).unwrap();
         }

@@ -24,6 +24,7 @@ use crate::groups::ShardGroups;
 use crate::metadata::{MetadataStore, TopicMeta};
 use crate::producer_ids::ProducerIdAllocator;
 use crate::producer_state::ShardProducers;
+use crate::txn::ShardTxns;
 
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -45,6 +46,8 @@ pub struct BrokerContext {
     /// Whether `__consumer_offsets` exists with its partitions open (it is created on first use,
     /// as Kafka does).
     pub offsets_topic_ready: AtomicBool,
+    /// Whether `__transaction_state` exists with its partitions open (created on first use).
+    pub txn_state_topic_ready: AtomicBool,
 }
 
 impl BrokerContext {
@@ -149,6 +152,9 @@ pub struct ShardState {
     pub producers: ShardProducers,
     /// The consumer groups this shard coordinates (those of its `__consumer_offsets` partitions).
     pub groups: ShardGroups,
+    /// The transactional ids this shard coordinates (those of its `__transaction_state`
+    /// partitions).
+    pub txns: ShardTxns,
 }
 
 thread_local! {
@@ -250,6 +256,10 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
         .snapshot()
         .topic(crate::groups::OFFSETS_TOPIC)
         .is_some();
+    let txn_state_topic_exists = metadata
+        .snapshot()
+        .topic(crate::txn::TXN_STATE_TOPIC)
+        .is_some();
     let broker = Arc::new(BrokerContext {
         cluster_id: cluster_id(&config)?,
         producer_ids: ProducerIdAllocator::open(&config.data_dir)?,
@@ -260,6 +270,7 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
         requests_in_flight: AtomicU32::new(0),
         shutting_down: AtomicBool::new(false),
         offsets_topic_ready: AtomicBool::new(offsets_topic_exists),
+        txn_state_topic_ready: AtomicBool::new(txn_state_topic_exists),
     });
     let shards = ShardSet::new(ShardConfig {
         count: broker.config.shards,
@@ -329,6 +340,7 @@ async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
         broker: broker.clone(),
         producers: ShardProducers::default(),
         groups: ShardGroups::default(),
+        txns: ShardTxns::default(),
     });
     SHARD_STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
     for topic in broker.metadata.snapshot().topics() {
@@ -336,6 +348,8 @@ async fn start_shard(broker: Arc<BrokerContext>, id: usize) -> io::Result<()> {
     }
     crate::groups::store::load(&state).await?;
     runtime::spawn(crate::groups::housekeeping());
+    crate::txn::store::load(&state).await?;
+    crate::txn::start(&state);
     crate::cleanup::start();
     let listener = ops::listen_reuseport(broker.config.listener, LISTEN_BACKLOG)?;
     runtime::spawn(accept_loop(listener));

@@ -13,18 +13,34 @@
 //! - a producer the partition has no state for may start at any sequence (Kafka accepts this
 //!   since KIP-360: its state may have been removed with the log that held it).
 //!
+//! Transactions (KIP-98) add, per producer and partition, its open transaction: the offset of
+//! its first transactional batch since its last marker. The oldest open transaction bounds the
+//! last stable offset (LSO = min(high watermark, [`PartitionProducers::first_unstable_offset`])),
+//! which read_committed fetches stop at. A marker ([`crate::txn::markers`]) ends it in two steps
+//! around its append: [`PartitionProducers::begin_marker`] when its offset is assigned (the
+//! producer's epoch moves at once, so a fenced zombie is refused from then on) and
+//! [`PartitionProducers::finish_marker`] once it is written; until then the transaction still
+//! holds the LSO back, so a read_committed consumer never passes data whose marker (and, for an
+//! abort, its aborted-transaction index entry) is not in the log yet. Markers finish in offset
+//! order whatever order their writes complete in, so aborts are indexed in marker order.
+//!
 //! The state survives restarts: a snapshot file in the partition directory (written at a
-//! graceful shutdown) holds the state as of an offset, and on open the log after that offset is
-//! replayed from batch headers (all of it when there is no usable snapshot).
+//! graceful shutdown, and when the log rolls) holds the state as of an offset, open transactions
+//! included, and on open the log after that offset is replayed (all of it when there is no usable
+//! snapshot): batch headers, plus the control record of each marker (commit or abort), whose
+//! abort is recorded again in the log's aborted-transaction index. No snapshot is taken while a
+//! marker is between its two steps (it would hold a state that no offset of the log describes).
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-use corelog_engine::batch::BatchHeader;
+use corelog_engine::batch::{BatchHeader, ControlRecordType};
+use corelog_engine::log::PartitionLog;
 use corelog_engine::partition::Partition;
+use corelog_engine::txn_index::AbortedTxn;
 use serde::{Deserialize, Serialize};
 
 use crate::handlers::error;
@@ -48,12 +64,77 @@ pub struct BatchMeta {
     pub log_append_time: i64,
 }
 
+/// "None" for a timestamp, a sequence, a coordinator epoch or an offset in DescribeProducers.
+pub const NONE_I64: i64 = -1;
+const NO_COORDINATOR_EPOCH: i32 = -1;
+/// The largest control batch read back while replaying the log. A marker is one small record
+/// (about 80 bytes); anything larger is not a marker written by a coordinator and is skipped.
+const MAX_CONTROL_BATCH_BYTES: usize = 64 * 1024;
+
+fn no_timestamp() -> i64 {
+    NONE_I64
+}
+
+fn no_coordinator_epoch() -> i32 {
+    NO_COORDINATOR_EPOCH
+}
+
 /// One producer's state on one partition.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     /// Oldest first, at most [`MAX_CACHED_BATCHES`].
     pub batches: VecDeque<BatchMeta>,
+    /// The max timestamp of its last batch or marker (DescribeProducers), -1 if none.
+    /// (Snapshots written before transactions lack the transaction fields: they default.)
+    #[serde(default = "no_timestamp")]
+    pub last_timestamp: i64,
+    /// The coordinator epoch of its last marker, -1 if none.
+    #[serde(default = "no_coordinator_epoch")]
+    pub coordinator_epoch: i32,
+    /// Its open transaction here: the offset of its first transactional batch since its last
+    /// marker.
+    #[serde(default)]
+    pub txn_first_offset: Option<i64>,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp: NONE_I64,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            txn_first_offset: None,
+        }
+    }
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The sequence of its last record here, -1 if none is remembered.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction, -1 if none.
+    pub current_txn_start_offset: i64,
+}
+
+/// A marker whose offset is assigned but whose write has not finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Closing {
+    marker_offset: i64,
+    producer_id: i64,
+    /// The transaction it ends (None: the producer had none open here).
+    first_offset: Option<i64>,
+    commit: bool,
+    /// Its write finished (it leaves the queue once every marker before it has too).
+    done: bool,
+    /// Its write failed: nothing is indexed and the transaction is open again.
+    failed: bool,
 }
 
 /// What to do with a producer's batch.
@@ -86,6 +167,14 @@ fn in_sequence(last: i32, next: i32) -> bool {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionProducers {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions by first offset (producer id): derived from `producers`, so that
+    /// the LSO, asked for by every read_committed fetch, is not a scan of every producer.
+    #[serde(skip)]
+    open_txns: BTreeMap<i64, i64>,
+    /// Markers between [`PartitionProducers::begin_marker`] and their write's end, in offset
+    /// order. Never in a snapshot (none is taken while this is not empty).
+    #[serde(skip)]
+    closing: VecDeque<Closing>,
     /// Base offset of the active segment when the last snapshot was taken: a snapshot is taken
     /// whenever the log rolls past it (as Kafka does at each roll), which bounds the replay
     /// after a crash to about one segment.
@@ -160,7 +249,185 @@ impl PartitionProducers {
     /// The offset of the first record of the oldest transaction still open on this partition
     /// (the last stable offset is the lower of this and the high watermark).
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        None
+        let open = self.open_txns.keys().next().copied();
+        let closing = self.closing.iter().filter_map(|c| c.first_offset).min();
+        match (open, closing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The last stable offset given the partition's high watermark.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.first_unstable_offset()
+            .map_or(high_watermark, |f| f.min(high_watermark))
+    }
+
+    /// Kafka's rule for a data batch of a producer with an open transaction here: it must be
+    /// transactional (INVALID_TXN_STATE otherwise). Checked after [`PartitionProducers::check`].
+    pub fn check_txn(&self, producer_id: i64, transactional: bool) -> Option<(i16, String)> {
+        let first = self.producers.get(&producer_id)?.txn_first_offset?;
+        if transactional {
+            return None;
+        }
+        Some((
+            error::INVALID_TXN_STATE,
+            format!(
+                "Expected transactional write from producer {producer_id} (its transaction in this partition started at offset {first})"
+            ),
+        ))
+    }
+
+    /// Records an appended data batch of a producer (see [`PartitionProducers::record`]): a
+    /// transactional one opens the producer's transaction here if none is open.
+    pub fn record_batch(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        batch: BatchMeta,
+        transactional: bool,
+        max_timestamp: i64,
+    ) {
+        self.record(producer_id, epoch, batch);
+        let entry = self.producers.entry(producer_id).or_default();
+        entry.last_timestamp = max_timestamp;
+        if transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(batch.base_offset);
+            let previous = self.open_txns.insert(batch.base_offset, producer_id);
+            assert!(
+                previous.is_none(),
+                "two transactions start at offset {}",
+                batch.base_offset
+            );
+        }
+    }
+
+    /// A marker of `producer_id` gets `marker_offset` (its append is about to be planned, with
+    /// nothing awaited in between): the producer's epoch becomes the marker's (refused with
+    /// INVALID_PRODUCER_EPOCH if older), and its open transaction, if any, is closing; it still
+    /// holds the LSO back until [`PartitionProducers::finish_marker`].
+    pub fn begin_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        marker_offset: i64,
+        timestamp: i64,
+    ) -> Result<(), (i16, String)> {
+        if let Some(entry) = self.producers.get(&producer_id) {
+            if epoch < entry.epoch {
+                return Err((
+                    error::INVALID_PRODUCER_EPOCH,
+                    format!(
+                        "Epoch of producer {producer_id} is {}, which is newer than the marker's epoch {epoch}",
+                        entry.epoch
+                    ),
+                ));
+            }
+        }
+        if let Some(last) = self.closing.back() {
+            assert!(
+                last.marker_offset < marker_offset,
+                "markers begin in offset order ({} then {marker_offset})",
+                last.marker_offset
+            );
+        }
+        let entry = self.producers.entry(producer_id).or_default();
+        if entry.epoch != epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = timestamp;
+        let first_offset = entry.txn_first_offset.take();
+        if let Some(first) = first_offset {
+            self.open_txns.remove(&first);
+        }
+        self.closing.push_back(Closing {
+            marker_offset,
+            producer_id,
+            first_offset,
+            commit,
+            done: false,
+            failed: false,
+        });
+        Ok(())
+    }
+
+    /// The marker at `marker_offset` was written (`written`) or its append failed. Returns the
+    /// aborted transactions to index now, in marker order: those of every marker up to the
+    /// first one still being written. A failed marker's transaction is open again (the
+    /// coordinator retries it); `high_watermark` is the partition's, for the entries' LSO.
+    pub fn finish_marker(
+        &mut self,
+        marker_offset: i64,
+        written: bool,
+        high_watermark: i64,
+    ) -> Vec<AbortedTxn> {
+        let closing = self
+            .closing
+            .iter_mut()
+            .find(|c| c.marker_offset == marker_offset)
+            .expect("finish_marker of a marker that began");
+        assert!(!closing.done, "marker at {marker_offset} finished twice");
+        closing.done = true;
+        closing.failed = !written;
+        let mut aborted = Vec::new();
+        while self.closing.front().is_some_and(|c| c.done) {
+            let c = self.closing.pop_front().expect("front exists");
+            if c.failed {
+                if let Some(first) = c.first_offset {
+                    let entry = self.producers.entry(c.producer_id).or_default();
+                    if entry.txn_first_offset.is_none() {
+                        entry.txn_first_offset = Some(first);
+                        self.open_txns.insert(first, c.producer_id);
+                    }
+                }
+                continue;
+            }
+            if !c.commit {
+                aborted.push(AbortedTxn {
+                    producer_id: c.producer_id,
+                    first_offset: c.first_offset.unwrap_or(c.marker_offset),
+                    last_offset: c.marker_offset,
+                    last_stable_offset: 0,
+                });
+            }
+        }
+        // Each entry's LSO is the one once its marker is written, here the same for all.
+        let lso = self.last_stable_offset(high_watermark);
+        for a in &mut aborted {
+            a.last_stable_offset = lso;
+        }
+        aborted
+    }
+
+    /// The producers as DescribeProducers reports them, by producer id.
+    pub fn describe(&self) -> Vec<ProducerInfo> {
+        let mut out: Vec<ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerInfo {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(NONE_I64),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
+    /// Rebuilds the derived open-transaction index (after deserializing a snapshot).
+    fn rebuild_open_txns(&mut self) {
+        self.open_txns = self
+            .producers
+            .iter()
+            .filter_map(|(&pid, e)| e.txn_first_offset.map(|f| (f, pid)))
+            .collect();
     }
 
     /// Records an appended batch (a new epoch forgets the old epoch's batches).
@@ -170,6 +437,13 @@ impl PartitionProducers {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        debug_assert!(
+            entry
+                .batches
+                .back()
+                .is_none_or(|b| b.base_offset < batch.base_offset),
+            "batches of a producer are recorded in offset order"
+        );
         entry.batches.push_back(batch);
         while entry.batches.len() > MAX_CACHED_BATCHES {
             entry.batches.pop_front();
@@ -180,6 +454,10 @@ impl PartitionProducers {
     pub fn forget(&mut self, producer_id: i64, base_offset: i64) {
         if let Some(entry) = self.producers.get_mut(&producer_id) {
             entry.batches.retain(|b| b.base_offset != base_offset);
+            if entry.txn_first_offset == Some(base_offset) {
+                entry.txn_first_offset = None;
+                self.open_txns.remove(&base_offset);
+            }
         }
     }
 
@@ -196,11 +474,44 @@ impl PartitionProducers {
         }
     }
 
-    /// Rebuilds state from a batch read back from the log. Control batches (transaction
-    /// markers) carry no sequence numbers and are skipped.
-    pub fn replay(&mut self, header: &BatchHeader) {
-        if !header.has_producer_id() || header.is_control() || header.base_sequence < 0 {
-            return;
+    /// Rebuilds state from a batch read back from the log. A marker (control batch) comes with
+    /// its control record (`control`: its type and coordinator epoch; None if unreadable, then
+    /// it is skipped) and ends the producer's open transaction; for an abort the aborted
+    /// transaction to index is returned.
+    pub fn replay(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<(ControlRecordType, i32)>,
+    ) -> Option<AbortedTxn> {
+        if !header.has_producer_id() {
+            return None;
+        }
+        if header.is_control() {
+            let (kind, coordinator_epoch) = control?;
+            let entry = self.producers.entry(header.producer_id).or_default();
+            if entry.epoch != header.producer_epoch {
+                entry.epoch = header.producer_epoch;
+                entry.batches.clear();
+            }
+            entry.coordinator_epoch = coordinator_epoch;
+            entry.last_timestamp = header.max_timestamp;
+            let first = entry.txn_first_offset.take();
+            if let Some(f) = first {
+                self.open_txns.remove(&f);
+            }
+            if kind == ControlRecordType::Commit {
+                return None;
+            }
+            let marker = header.base_offset;
+            return Some(AbortedTxn {
+                producer_id: header.producer_id,
+                first_offset: first.unwrap_or(marker),
+                last_offset: marker,
+                last_stable_offset: self.last_stable_offset(marker + 1),
+            });
+        }
+        if header.base_sequence < 0 {
+            return None;
         }
         let log_append_time =
             if header.timestamp_type() == corelog_engine::batch::TimestampType::LogAppendTime {
@@ -208,7 +519,7 @@ impl PartitionProducers {
             } else {
                 -1
             };
-        self.record(
+        self.record_batch(
             header.producer_id,
             header.producer_epoch,
             BatchMeta {
@@ -218,7 +529,10 @@ impl PartitionProducers {
                 last_offset: header.last_offset(),
                 log_append_time,
             },
+            header.is_transactional(),
+            header.max_timestamp,
         );
+        None
     }
 
     /// Writes the state as of `offset` to `dir`'s snapshot file (temp file, rename; fsynced when
@@ -243,19 +557,45 @@ impl PartitionProducers {
     }
 
     /// Loads a partition's state: the snapshot (if it is readable and not beyond the log end),
-    /// then the log's batches after it.
+    /// then the log's batches after it. The aborted-transaction index entries from the replay's
+    /// start on are forgotten and recorded again as the replay meets the abort markers.
     pub fn load(partition: &Partition) -> io::Result<PartitionProducers> {
-        let log = partition.log();
-        let end = log.log_end_offset();
-        let snapshot = std::fs::read(log.dir().join(SNAPSHOT_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Snapshot>(&b).ok())
-            .filter(|s| s.offset <= end && s.offset >= log.log_start_offset());
-        let (mut state, from) = match snapshot {
-            Some(s) => (s.producers, s.offset),
-            None => (PartitionProducers::default(), log.log_start_offset()),
+        let (mut state, from, aborted) = {
+            let log = partition.log();
+            let end = log.log_end_offset();
+            let snapshot = std::fs::read(log.dir().join(SNAPSHOT_FILE))
+                .ok()
+                .and_then(|b| Snapshot::parse(&b))
+                .filter(|s| s.offset <= end && s.offset >= log.log_start_offset());
+            let (mut state, from) = match snapshot {
+                Some(s) => (s.producers, s.offset),
+                None => (PartitionProducers::default(), log.log_start_offset()),
+            };
+            let mut aborted = Vec::new();
+            let mut failure = None;
+            log.for_each_batch_header(from, |h| {
+                let control = if h.is_control() && h.has_producer_id() {
+                    match read_control_record(&log, h) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                aborted.extend(state.replay(h, control));
+            })?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            (state, from, aborted)
         };
-        log.for_each_batch_header(from, |h| state.replay(h))?;
+        partition.truncate_aborted_txns(from)?;
+        for txn in aborted {
+            partition.record_aborted_txn(txn)?;
+        }
         state.snapshot_segment = active_segment(partition);
         Ok(state)
     }
@@ -265,7 +605,8 @@ impl PartitionProducers {
     /// this small synchronous write is rare.
     pub fn snapshot_if_rolled(&mut self, partition: &Partition) {
         let active = active_segment(partition);
-        if active == self.snapshot_segment {
+        if active == self.snapshot_segment || !self.closing.is_empty() {
+            // With a marker in flight, the next append (or marker) takes it.
             return;
         }
         self.snapshot_segment = active;
@@ -277,6 +618,69 @@ impl PartitionProducers {
             tracing::warn!(dir = %dir.display(), error = %e, "producer state snapshot failed");
         }
     }
+}
+
+impl Snapshot {
+    /// Reads a snapshot file's bytes; None if they are not a snapshot (torn, or another format:
+    /// the log is then replayed from its start).
+    fn parse(bytes: &[u8]) -> Option<Snapshot> {
+        let mut s: Snapshot = serde_json::from_slice(bytes).ok()?;
+        s.producers.rebuild_open_txns();
+        Some(s)
+    }
+}
+
+/// The control record of the marker `header` (read from the log): its type and coordinator
+/// epoch. None if it is not a well-formed marker (skipped, as Kafka skips unknown control
+/// records).
+fn read_control_record(
+    log: &PartitionLog,
+    header: &BatchHeader,
+) -> io::Result<Option<(ControlRecordType, i32)>> {
+    let total = header.total_bytes();
+    if total > MAX_CONTROL_BATCH_BYTES {
+        return Ok(None);
+    }
+    let Some(span) = log.locate(header.base_offset) else {
+        return Ok(None);
+    };
+    // Walk from the index entry to the batch (a few header reads: markers are found near an
+    // index entry, and replays only cover about one segment).
+    let mut position = span.from;
+    let mut buf = [0u8; corelog_engine::batch::BATCH_HEADER_BYTES];
+    while (position as usize) + buf.len() <= span.end as usize {
+        span.file.read_exact_at(&mut buf, u64::from(position))?;
+        let Ok(h) = BatchHeader::parse(&buf) else {
+            return Ok(None);
+        };
+        if h.base_offset == header.base_offset {
+            let mut batch = vec![0u8; total];
+            span.file.read_exact_at(&mut batch, u64::from(position))?;
+            let Ok(records) = corelog_engine::batch::decode_records(&batch) else {
+                return Ok(None);
+            };
+            let Some(record) = records.first() else {
+                return Ok(None);
+            };
+            let kind = record
+                .key
+                .as_deref()
+                .and_then(ControlRecordType::from_key);
+            let coordinator_epoch = record
+                .value
+                .as_deref()
+                .filter(|v| v.len() >= 6)
+                .map_or(NO_COORDINATOR_EPOCH, |v| {
+                    i32::from_be_bytes([v[2], v[3], v[4], v[5]])
+                });
+            return Ok(kind.map(|k| (k, coordinator_epoch)));
+        }
+        if h.base_offset > header.base_offset {
+            return Ok(None);
+        }
+        position += h.total_bytes() as u32;
+    }
+    Ok(None)
 }
 
 /// One partition's producer state, shared by the requests the shard runs for it.
@@ -340,7 +744,12 @@ impl ShardProducers {
                 let l = log.log();
                 (l.dir().to_path_buf(), l.next_offset())
             };
-            if let Err(e) = state.borrow().write_snapshot(&dir, end, true) {
+            let state = state.borrow();
+            if !state.closing.is_empty() {
+                // A marker still being written: the snapshot on disk (older) stays valid.
+                continue;
+            }
+            if let Err(e) = state.write_snapshot(&dir, end, true) {
                 tracing::warn!(topic = %topic, partition = p, error = %e, "producer state snapshot failed");
             }
         }
@@ -427,7 +836,7 @@ mod tests {
         s.record(3, 2, meta(0, 9, 100));
         s.write_snapshot(dir.path(), 110, true).unwrap();
         let bytes = std::fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap();
-        let back: Snapshot = serde_json::from_slice(&bytes).unwrap();
+        let back = Snapshot::parse(&bytes).unwrap();
         assert_eq!(back.offset, 110);
         assert_eq!(back.producers, s);
     }

@@ -109,6 +109,36 @@ fn stored_batch(
     codec: Compression,
     delete_horizon_ms: Option<i64>,
 ) -> Vec<u8> {
+    producer_batch(
+        base_offset,
+        last_offset_delta,
+        records,
+        codec,
+        delete_horizon_ms,
+        None,
+    )
+}
+
+/// Attribute bits of a transactional batch and of a control batch.
+const TRANSACTIONAL_BIT: i16 = 1 << 4;
+const CONTROL_BIT: i16 = 1 << 5;
+
+/// The producer of a transactional batch: its id, and whether the batch is its marker.
+#[derive(Clone, Copy)]
+struct TxnBatch {
+    producer_id: i64,
+    control: bool,
+}
+
+/// [`stored_batch`] written by a transactional producer (a TxnOffsetCommit, or its marker).
+fn producer_batch(
+    base_offset: i64,
+    last_offset_delta: i32,
+    records: &[Rec],
+    codec: Compression,
+    delete_horizon_ms: Option<i64>,
+    txn: Option<TxnBatch>,
+) -> Vec<u8> {
     let now = now_ms();
     let base_timestamp = delete_horizon_ms.unwrap_or(now);
     let mut body = Vec::new();
@@ -134,6 +164,12 @@ fn stored_batch(
     if delete_horizon_ms.is_some() {
         attributes |= DELETE_HORIZON_BIT;
     }
+    if let Some(t) = txn {
+        attributes |= TRANSACTIONAL_BIT;
+        if t.control {
+            attributes |= CONTROL_BIT;
+        }
+    }
     let mut b = Vec::new();
     b.extend_from_slice(&base_offset.to_be_bytes());
     b.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes()); // batchLength
@@ -144,9 +180,11 @@ fn stored_batch(
     b.extend_from_slice(&last_offset_delta.to_be_bytes());
     b.extend_from_slice(&base_timestamp.to_be_bytes());
     b.extend_from_slice(&now.to_be_bytes()); // maxTimestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+    b.extend_from_slice(&txn.map_or(-1, |t| t.producer_id).to_be_bytes()); // producerId
+    b.extend_from_slice(&txn.map_or(-1i16, |_| 0).to_be_bytes()); // producerEpoch
+                                                                  // baseSequence: -1 but for a transactional data batch (Kafka's coordinator writes 0).
+    let base_sequence = txn.map_or(-1i32, |t| if t.control { -1 } else { 0 });
+    b.extend_from_slice(&base_sequence.to_be_bytes());
     b.extend_from_slice(&(records.len() as i32).to_be_bytes());
     b.extend_from_slice(&body);
     let crc = crc32c::crc32c(&b[21..]);
@@ -368,4 +406,87 @@ fn the_offsets_topic_is_created_as_kafka_creates_it() {
         ])
     );
     assert_eq!(committed(&mut c, "g"), BTreeMap::from([(0, 7)]));
+}
+
+/// One transactional offset record of `producer_id` at `offset`: g1's offset of `partition`.
+fn txn_offset(offset: i64, producer_id: i64, partition: i32, value: i64) -> Vec<u8> {
+    let txn = TxnBatch {
+        producer_id,
+        control: false,
+    };
+    let records = [rec(
+        0,
+        offset_key("g1", partition),
+        Some(offset_value(value)),
+    )];
+    producer_batch(offset, 0, &records, Compression::None, None, Some(txn))
+}
+
+/// The marker of `producer_id` at `offset` (key: version 0, type 1 commit / 0 abort; value:
+/// version 0, coordinator epoch 0).
+fn marker(offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+    let txn = TxnBatch {
+        producer_id,
+        control: true,
+    };
+    let key = vec![0, 0, 0, u8::from(commit)];
+    let records = [rec(0, key, Some(vec![0; 6]))];
+    producer_batch(offset, 0, &records, Compression::None, None, Some(txn))
+}
+
+/// g1's offsets with OffsetFetch v7 `require_stable`: partition -> (error code, offset).
+fn committed_stable(c: &mut Client) -> BTreeMap<i32, (i16, i64)> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let mut t = OffsetFetchRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str(TOPIC));
+    t.partition_indexes = vec![0, 1, 2];
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = GroupId(StrBytes::from_static_str("g1"));
+    r.topics = Some(vec![t]);
+    r.require_stable = true;
+    let response = c.call(7, &r);
+    assert_eq!(response.error_code, 0);
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, (p.error_code, p.committed_offset)))
+        .collect()
+}
+
+/// Offsets committed inside transactions (TxnOffsetCommit records: transactional batches of the
+/// producer) count only once their commit marker follows; an abort marker drops them; those of a
+/// transaction with no marker yet stay pending: absent from a plain OffsetFetch, and
+/// UNSTABLE_OFFSET_COMMIT (88) to a `require_stable` one (what read_committed consumers send).
+#[test]
+fn replay_pairs_transactional_offsets_with_their_markers() {
+    let data = tempfile::tempdir().unwrap();
+    write_topics(
+        data.path(),
+        &[
+            (OFFSETS_TOPIC, 1, &[("cleanup.policy", "compact")]),
+            (TOPIC, 3, &[]),
+        ],
+    );
+    let dir = partition_dir(data.path(), OFFSETS_TOPIC, 0);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = [
+        txn_offset(0, 7, 0, 10),
+        txn_offset(1, 8, 1, 20),
+        marker(2, 7, true),
+        marker(3, 8, false),
+        txn_offset(4, 9, 2, 30),
+    ]
+    .concat();
+    std::fs::write(dir.join(format!("{:020}.log", 0)), log).unwrap();
+    let broker = Broker::start(data.path(), SETTINGS);
+    let mut c = broker.client();
+    assert_eq!(
+        committed(&mut c, "g1"),
+        BTreeMap::from([(0, 10)]),
+        "producer 7 committed, 8 aborted, 9 is still open"
+    );
+    assert_eq!(
+        committed_stable(&mut c),
+        BTreeMap::from([(0, (0, 10)), (1, (0, -1)), (2, (88, -1))])
+    );
 }

@@ -25,6 +25,22 @@
 //!   the map holds a higher offset for its key, or when it is a tombstone whose delete horizon
 //!   has passed; consecutive segments are merged into one output while they fit in
 //!   `segment.bytes`.
+//!
+//! Transactions, as Kafka's cleaner treats them:
+//! - nothing at or past the partition's first unstable offset (the first record of the oldest
+//!   open transaction) is cleanable, so every transactional batch the cleaner sees has its
+//!   commit or abort marker written;
+//! - a transactional batch of an aborted transaction (its producer has an entry in the
+//!   aborted-transaction index whose range holds the batch) is removed, and its keys are not put
+//!   in the key map, so an aborted record never removes a committed one of the same key;
+//! - records of committed transactions are compacted like any other;
+//! - control batches (markers) are kept as they are. Kafka removes a marker once every record of
+//!   its transaction is gone and `delete.retention.ms` has passed since (so that consumers that
+//!   read the records also see the marker); corelog keeps them: they are small, one per
+//!   transaction and partition;
+//! - the aborted-transaction index entries of the segments merged into one output become that
+//!   output's index (`<base>.txnindex.cleaned`, written and fdatasynced with the output before
+//!   the swap commits, renamed with it).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -34,6 +50,7 @@ use std::sync::Arc;
 
 use crate::batch::BatchHeader;
 use crate::segment::{self, LogFile, Segment};
+use crate::txn_index::{AbortedTxn, TxnIndex, TXN_INDEX_CLEANED_SUFFIX};
 
 pub mod keymap;
 pub mod reader;
@@ -80,6 +97,47 @@ pub(crate) struct InputSegment {
     pub base_offset: i64,
     pub file: Arc<LogFile>,
     pub size: u32,
+    /// Its aborted-transaction index entries when planned.
+    pub txn_entries: Vec<AbortedTxn>,
+}
+
+/// The aborted transactions a pass knows, by producer: which transactional batches it removes.
+#[derive(Debug, Default)]
+pub struct AbortedRanges {
+    /// Per producer, the (first offset, marker offset) of its aborted transactions, sorted.
+    by_producer: std::collections::HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedRanges {
+    pub fn new(txns: &[AbortedTxn]) -> AbortedRanges {
+        let mut by_producer: std::collections::HashMap<i64, Vec<(i64, i64)>> =
+            std::collections::HashMap::new();
+        for t in txns {
+            by_producer
+                .entry(t.producer_id)
+                .or_default()
+                .push((t.first_offset, t.last_offset));
+        }
+        for ranges in by_producer.values_mut() {
+            ranges.sort_unstable();
+        }
+        AbortedRanges { by_producer }
+    }
+
+    /// Whether the transactional batch `header` belongs to an aborted transaction: its producer
+    /// aborted a transaction whose range holds the batch's base offset. (A producer's
+    /// transactions in a partition follow one another, so its ranges do not overlap.)
+    pub fn holds(&self, header: &BatchHeader) -> bool {
+        if !header.is_transactional() || header.is_control() {
+            return false;
+        }
+        let Some(ranges) = self.by_producer.get(&header.producer_id) else {
+            return false;
+        };
+        let i = ranges.partition_point(|&(first, _)| first <= header.base_offset);
+        i.checked_sub(1)
+            .is_some_and(|i| ranges[i].1 >= header.base_offset)
+    }
 }
 
 /// Work for the cleaner thread: which segments of one partition to clean and how. `Send`.
@@ -98,6 +156,9 @@ pub struct CleaningJob {
     pub(crate) segment_bytes: u32,
     pub(crate) index_interval_bytes: u32,
     pub(crate) forced_by_max_lag: bool,
+    /// The aborted transactions that overlap the cleanable range (their markers may lie in any
+    /// later segment, the active one included).
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 /// A finished job's output, waiting to be installed on the shard. `Send`. Dropping it without
@@ -114,6 +175,10 @@ pub struct CleanedSegments {
     pub(crate) removed: Removed,
     pub(crate) bytes_read: u64,
     pub(crate) bytes_written: u64,
+    /// The aborted transactions the pass used and the range it asked them for: the install
+    /// discards the result if the log's index answers differently now (an entry recorded late).
+    pub(crate) aborted: Vec<AbortedTxn>,
+    pub(crate) aborted_range: (i64, i64),
     /// Set once the files belong to the log (installed) or are already removed.
     pub(crate) consumed: bool,
     /// The swap marker naming these outputs is durable: a crash now finishes the swap.
@@ -181,6 +246,7 @@ impl CleaningJob {
         let mut bytes_read = 0u64;
         let (mapped_end, rewrite_count) = self.build_map(&mut map, throttle, &mut bytes_read)?;
         let replaced = self.segments[..rewrite_count].to_vec();
+        let aborted_range = (self.segments[0].base_offset, self.first_uncleanable_offset);
         let mut cleaned = CleanedSegments {
             dir: self.dir.clone(),
             replaced,
@@ -189,14 +255,18 @@ impl CleaningJob {
             removed: Removed::default(),
             bytes_read,
             bytes_written: 0,
+            aborted: self.aborted.clone(),
+            aborted_range,
             consumed: false,
             committed: false,
         };
+        let aborted = AbortedRanges::new(&self.aborted);
         let pass = Pass {
             map: &map,
             mapped_end,
             now_ms: self.now_ms,
             delete_retention_ms: self.delete_retention_ms,
+            aborted: &aborted,
         };
         let end = self.boundary(rewrite_count - 1);
         for (g, group) in group_segments(&cleaned.replaced, end, self.segment_bytes)
@@ -221,9 +291,22 @@ impl CleaningJob {
                 &mut cleaned.bytes_read,
             )?;
             cleaned.bytes_written += written;
+            // The merged segments' aborted-transaction entries go with the output (their
+            // markers are kept, so an output with entries is never empty).
+            let entries: Vec<AbortedTxn> = inputs
+                .iter()
+                .flat_map(|i| i.txn_entries.iter().copied())
+                .collect();
+            if !entries.is_empty() {
+                TxnIndex::write_file(
+                    &segment::file_path(&self.dir, base, TXN_INDEX_CLEANED_SUFFIX),
+                    &entries,
+                )?;
+                seg.txn_index = TxnIndex::with_entries(entries);
+            }
             // An output with nothing left is not kept, except the log's first segment: it keeps
             // the log start where it was.
-            if written == 0 && g > 0 {
+            if written == 0 && g > 0 && seg.txn_index.is_empty() {
                 cleaned.outputs.pop();
                 fs::remove_file(&path)?;
             }
@@ -263,6 +346,7 @@ impl CleaningJob {
             // Nothing dirty: a pass planned because a delete horizon passed rewrites it all.
             return Ok((dirty_from, self.segments.len()));
         };
+        let aborted = AbortedRanges::new(&self.aborted);
         let mut mapped_end = dirty_from;
         let mut rewrite_count = first_dirty;
         for i in first_dirty..self.segments.len() {
@@ -276,7 +360,9 @@ impl CleaningJob {
                 if header.last_offset() < dirty_from {
                     continue;
                 }
-                if !(header.is_transactional() || header.is_control()) {
+                // Markers hold no user keys; an aborted transaction's records are removed, so
+                // they must not hide an older committed record of their key.
+                if !header.is_control() && !aborted.holds(&header) {
                     let invalid = |e| {
                         io::Error::new(
                             io::ErrorKind::InvalidData,
@@ -504,10 +590,12 @@ impl CleanedSegments {
         for out in &self.outputs {
             // The last close of the unlinked file happens on the reaper thread.
             out.file.retire();
-            let path = segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX);
-            if let Err(e) = fs::remove_file(&path) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!("cannot remove {}: {e}", path.display());
+            for suffix in [CLEANED_SUFFIX, TXN_INDEX_CLEANED_SUFFIX] {
+                let path = segment::file_path(&self.dir, out.base_offset, suffix);
+                if let Err(e) = fs::remove_file(&path) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!("cannot remove {}: {e}", path.display());
+                    }
                 }
             }
         }
@@ -530,6 +618,7 @@ mod tests {
             base_offset: base,
             file: Arc::new(LogFile::open_dir(&dir).unwrap()),
             size,
+            txn_entries: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@
 use std::io;
 
 use super::keymap::KeyMap;
+use super::AbortedRanges;
 use super::records::{self, RecordView};
 use crate::batch::codec;
 use crate::batch::{
@@ -32,6 +33,8 @@ pub struct Pass<'a> {
     pub mapped_end: i64,
     pub now_ms: i64,
     pub delete_retention_ms: u64,
+    /// The aborted transactions whose records the pass removes.
+    pub aborted: &'a AbortedRanges,
 }
 
 /// Counts of what a pass removed.
@@ -79,12 +82,18 @@ pub fn clean_batch(
     pass: &Pass<'_>,
     removed: &mut Removed,
 ) -> io::Result<Outcome> {
-    // Transactions are not handled by the cleaner yet (issue 7): their batches and markers stay
-    // as they are and their keys are not mapped, so an aborted record can never remove a
-    // committed one.
-    if header.is_transactional() || header.is_control() {
+    // Markers stay as they are (Kafka removes one once its transaction's records are gone and
+    // delete.retention.ms has passed; corelog keeps them: they are small).
+    if header.is_control() {
         return Ok(Outcome::Copy);
     }
+    // An aborted transaction's records go whole (read_committed consumers never see them; a
+    // read_uncommitted one sees a gap, as after Kafka's cleaner).
+    if pass.aborted.holds(header) {
+        removed.records += header.record_count.max(0) as u64;
+        return Ok(Outcome::Dropped);
+    }
+    // Everything else, committed transactional records included, is compacted by key.
     let (header, body) = records::batch_body(bytes).map_err(|e| invalid(header.base_offset, e))?;
     let records = records::records(body.bytes(), header.record_count)
         .map_err(|e| invalid(header.base_offset, e))?;

@@ -4,7 +4,8 @@
 //!
 //! The swap, for a result that replaces segments `R` with outputs `N` (each output is named by
 //! the base offset of the first segment it replaces, so `N ⊆ R`):
-//! 1. (cleaner thread) every output is written to `<base>.cleaned` and fdatasynced, the
+//! 1. (cleaner thread) every output is written to `<base>.cleaned` (its aborted-transaction
+//!    index, if it has entries, to `<base>.txnindex.cleaned`) and fdatasynced, the
 //!    recovery-point checkpoint fsynced (recovery must keep trusting the replaced range: a
 //!    cleaned segment may end before the next one begins, which past the recovery point reads
 //!    as a torn tail) and the directory fsynced;
@@ -16,7 +17,8 @@
 //!    removed a segment the job read), it withdraws the commit (marker first, then outputs); a
 //!    crash before that finishes a stale swap, which is harmless: the outputs hold cleaned
 //!    copies of segments whose removal already moved the (checkpointed) log start past them;
-//! 3. (shard) each `<base>.cleaned` is renamed over `<base>.log`;
+//! 3. (shard) each `<base>.cleaned` is renamed over `<base>.log` (and `<base>.txnindex.cleaned`
+//!    over `<base>.txnindex`);
 //! 4. (shard) the segments of `R` not in `N` are deleted, and the outputs' index files written;
 //! 5. (shard) the marker is removed; the directory fsync that makes that durable runs on the
 //!    reaper thread.
@@ -38,6 +40,7 @@ use std::sync::Arc;
 use super::PartitionLog;
 use crate::cleaner::{CleanedSegments, CleaningJob, CleaningReport, InputSegment, CLEANED_SUFFIX};
 use crate::segment::{self, LogFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::txn_index::{TXN_INDEX_CLEANED_SUFFIX, TXN_INDEX_SUFFIX};
 
 /// Per-partition checkpoint of the cleaner (Kafka's `cleaner-offset-checkpoint`, kept per
 /// partition here): every offset below it has been through a cleaning pass; what follows is
@@ -68,18 +71,28 @@ impl PartitionLog {
     ///
     /// The cleanable range runs from the first segment to the first uncleanable offset: the
     /// earliest of the active segment's base, the first segment whose newest timestamp is within
-    /// `min.compaction.lag.ms` of `now_ms`, and the recovery point (only segments known to be
-    /// fully durable are cleaned: recovery treats the ones after it as a possibly torn tail).
+    /// `min.compaction.lag.ms` of `now_ms`, the recovery point (only segments known to be
+    /// fully durable are cleaned: recovery treats the ones after it as a possibly torn tail),
+    /// and `first_unstable_offset`, the first record of the oldest transaction still open on
+    /// the partition (`None`: none is open), as in Kafka: whether an open transaction's records
+    /// stay or go is not known yet.
     /// The log is due when its dirty share (bytes of segments at or after the cleaner
     /// checkpoint) is above `min.cleanable.dirty.ratio`, or when dirty data has waited longer
     /// than `max.compaction.lag.ms`. Reads only the small checkpoint file.
-    pub fn plan_cleaning(&self, now_ms: i64) -> Option<CleaningJob> {
+    pub fn plan_cleaning(
+        &self,
+        now_ms: i64,
+        first_unstable_offset: Option<i64>,
+    ) -> Option<CleaningJob> {
         let config = &self.config;
         if !config.cleanup_policy.compact || self.failed {
             return None;
         }
         let last = self.segments.len() - 1;
         let mut uncleanable = self.segments[last].base_offset.min(self.recovery_point);
+        if let Some(unstable) = first_unstable_offset {
+            uncleanable = uncleanable.min(unstable);
+        }
         if config.min_compaction_lag_ms > 0 {
             let lag = i64::try_from(config.min_compaction_lag_ms).unwrap_or(i64::MAX);
             if let Some(young) = self.segments[..last]
@@ -165,8 +178,10 @@ impl PartitionLog {
                 base_offset: s.base_offset,
                 file: s.file.clone(),
                 size: s.size,
+                txn_entries: s.txn_index.entries().to_vec(),
             })
             .collect();
+        let aborted = self.aborted_txns(self.segments[0].base_offset, end);
         CleaningJob {
             dirty_ratio,
             dir: self.dir.clone(),
@@ -178,6 +193,7 @@ impl PartitionLog {
             segment_bytes: config.segment_bytes,
             index_interval_bytes: config.index_interval_bytes,
             forced_by_max_lag,
+            aborted,
         }
     }
 
@@ -218,6 +234,10 @@ impl PartitionLog {
         } else {
             self.position_of(&cleaned.replaced)
         };
+        // An abort recorded after the job was planned, for records it read: the pass may have
+        // kept them (and let them hide committed records). Cleaned again next time.
+        let (from, upper) = cleaned.aborted_range;
+        let position = position.filter(|_| self.aborted_txns(from, upper) == cleaned.aborted);
         let Some(first) = position else {
             cleaned.discard();
             return Ok(report);
@@ -287,6 +307,13 @@ impl PartitionLog {
             if stop == SwapStep::Renamed(n) {
                 return Ok(None);
             }
+            // The index first: once the `.log` is in place the output counts as renamed.
+            if !out.txn_index.is_empty() {
+                fs::rename(
+                    segment::file_path(&self.dir, out.base_offset, TXN_INDEX_CLEANED_SUFFIX),
+                    segment::file_path(&self.dir, out.base_offset, TXN_INDEX_SUFFIX),
+                )?;
+            }
             fs::rename(
                 segment::file_path(&self.dir, out.base_offset, CLEANED_SUFFIX),
                 segment::file_path(&self.dir, out.base_offset, LOG_SUFFIX),
@@ -331,7 +358,10 @@ impl PartitionLog {
             return None;
         }
         let same = replaced.iter().zip(&self.segments[at..]).all(|(r, s)| {
-            r.base_offset == s.base_offset && Arc::ptr_eq(&r.file, &s.file) && r.size == s.size
+            r.base_offset == s.base_offset
+                && Arc::ptr_eq(&r.file, &s.file)
+                && r.size == s.size
+                && r.txn_entries == s.txn_index.entries()
         });
         same.then_some(at)
     }
@@ -453,6 +483,15 @@ pub(super) fn recover_swap(dir: &Path) -> io::Result<()> {
                 }
             }
             for &base in &installed {
+                // The aborted-transaction index first, as the swap does (an output without
+                // entries has none; one renamed before the crash is in place).
+                match fs::rename(
+                    segment::file_path(dir, base, TXN_INDEX_CLEANED_SUFFIX),
+                    segment::file_path(dir, base, TXN_INDEX_SUFFIX),
+                ) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
                 let cleaned = segment::file_path(dir, base, CLEANED_SUFFIX);
                 match fs::rename(&cleaned, segment::file_path(dir, base, LOG_SUFFIX)) {
                     // Missing: renamed before the crash.
@@ -479,7 +518,10 @@ pub(super) fn recover_swap(dir: &Path) -> io::Result<()> {
     // Outputs of a pass that never committed.
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        if segment::parse_file_name(&name.to_string_lossy(), CLEANED_SUFFIX).is_some() {
+        let name_str = name.to_string_lossy();
+        if segment::parse_file_name(&name_str, CLEANED_SUFFIX).is_some()
+            || segment::parse_file_name(&name_str, TXN_INDEX_CLEANED_SUFFIX).is_some()
+        {
             fs::remove_file(dir.join(&name))?;
             tracing::info!(dir = %dir.display(), file = ?name, "removed the output of a cleaner pass that a crash interrupted");
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::segment::{self, LogFile, Segment, LOG_SUFFIX};
+use crate::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 
 /// Compaction's part of the log: installing cleaned segments crash-safely, and finishing an
 /// install that a crash interrupted when the log is opened.
@@ -210,6 +211,9 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Whole segments removed because they followed a corrupt point.
     pub removed_segments: usize,
+    /// Bytes cut from aborted-transaction indexes (a torn entry, or entries whose marker was
+    /// in the truncated tail).
+    pub truncated_txn_index_bytes: u64,
 }
 
 /// A file range of committed batches: what a fetch sends, straight from the segment file.
@@ -223,17 +227,17 @@ pub struct FileRange {
 /// The log of one partition.
 #[derive(Debug)]
 pub struct PartitionLog {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     config: LogConfig,
     /// Sorted by base offset, never empty; the last one is the active segment.
-    segments: Vec<Segment>,
+    pub(crate) segments: Vec<Segment>,
     dir_file: Arc<LogFile>,
     log_start_offset: i64,
     /// Offset for the next append (includes appends still being written).
     next_offset: i64,
     /// Every batch below this offset is written (in the page cache): the log end offset and,
     /// on a single node, the high watermark.
-    written_offset: i64,
+    pub(crate) written_offset: i64,
     /// Where `written_offset` is in the log: (segment base offset, byte position).
     written_at: (i64, u32),
     /// Every batch below this offset has been fdatasynced.
@@ -252,6 +256,14 @@ pub struct PartitionLog {
     /// `cleaner-offset-checkpoint` file: read once at open, kept here so that planning a
     /// cleaning (every `log.cleaner.backoff.ms`, on the shard) reads no file.
     cleaner_state: (i64, Option<i64>),
+    /// An aborted-transaction index file gained an entry that no flush has taken yet.
+    txn_index_unsynced: bool,
+    /// Aborted-transaction entries recorded so far (a generation number: the n-th entry
+    /// recorded is entry n), and how many of them a completed flush covered.
+    txn_entries_recorded: u64,
+    txn_entries_synced: u64,
+    /// (marker offset, generation) of the entries not yet known durable, in marker order.
+    txn_entries_unsynced: VecDeque<(i64, u64)>,
 }
 
 /// A flush in progress for one partition: the files to fdatasync and the written offset they cover.
@@ -259,6 +271,8 @@ pub struct PartitionLog {
 pub struct FlushPlan {
     pub files: Vec<Arc<LogFile>>,
     pub covers_offset: i64,
+    /// How many aborted-transaction index entries (by generation) it makes durable.
+    pub covers_txn_entries: u64,
 }
 
 impl PartitionLog {
@@ -270,11 +284,14 @@ impl PartitionLog {
         // before the segments are listed.
         compaction::recover_swap(dir)?;
         let mut bases = Vec::new();
+        let mut txn_index_bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
             if let Some(base) = segment::parse_file_name(&name, LOG_SUFFIX) {
                 bases.push(base);
+            } else if let Some(base) = segment::parse_file_name(&name, TXN_INDEX_SUFFIX) {
+                txn_index_bases.push(base);
             } else if name.ends_with(".tmp")
                 || name
                     .rsplit_once('.')
@@ -357,6 +374,22 @@ impl PartitionLog {
             segment::delete_files(dir, segments[0].base_offset)?;
             segments.remove(0);
         }
+        // Aborted-transaction indexes: entries whose marker did not survive recovery go (the
+        // torn tail took the marker), a torn trailing entry is cut.
+        for seg in segments.iter_mut() {
+            let (index, cut) = TxnIndex::load(dir, seg.base_offset, seg.next_offset)?;
+            report.truncated_txn_index_bytes += cut;
+            seg.txn_index = index;
+        }
+        // An index whose segment is gone (a crash between the removal of a segment's files).
+        for base in txn_index_bases {
+            if !segments.iter().any(|s| s.base_offset == base) {
+                match fs::remove_file(segment::file_path(dir, base, TXN_INDEX_SUFFIX)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
         let last = segments.len() - 1;
         report.segments = segments.len();
         // `segment.ms` of the recovered active segment counts from its first batch's timestamp
@@ -391,6 +424,10 @@ impl PartitionLog {
             recovery_point,
             failed: false,
             cleaner_state: compaction::read_cleaner_checkpoint(dir),
+            txn_index_unsynced: false,
+            txn_entries_recorded: 0,
+            txn_entries_synced: 0,
+            txn_entries_unsynced: VecDeque::new(),
         };
         log.write_recovery_point()?;
         Ok((log, report))
@@ -618,7 +655,10 @@ impl PartitionLog {
 
     /// Starts a flush: which files to fdatasync so that everything written so far is durable.
     pub fn begin_flush(&mut self) -> Option<FlushPlan> {
-        if self.written_offset == self.durable_offset && !self.dir_unsynced {
+        if self.written_offset == self.durable_offset
+            && !self.dir_unsynced
+            && !self.txn_index_unsynced
+        {
             return None;
         }
         // Files gain an entry here only when a write to them completes, so writes still in
@@ -628,11 +668,13 @@ impl PartitionLog {
             files.push(self.dir_file.clone());
             self.dir_unsynced = false;
         }
+        self.txn_index_unsynced = false;
         self.unflushed_messages = 0;
         self.oldest_unflushed = None;
         Some(FlushPlan {
             files,
             covers_offset: self.written_offset,
+            covers_txn_entries: self.txn_entries_recorded,
         })
     }
 
@@ -646,12 +688,57 @@ impl PartitionLog {
             "a flush cannot cover unwritten data"
         );
         self.durable_offset = self.durable_offset.max(plan.covers_offset);
+        self.txn_entries_synced = self.txn_entries_synced.max(plan.covers_txn_entries);
+        while self
+            .txn_entries_unsynced
+            .front()
+            .is_some_and(|&(_, generation)| generation <= self.txn_entries_synced)
+        {
+            self.txn_entries_unsynced.pop_front();
+        }
         let active = self.segments.last().expect("active segment");
-        if self.durable_offset >= active.base_offset && self.recovery_point < active.base_offset {
+        // Recovery trusts the sealed segments below the recovery point, their
+        // aborted-transaction entries included: those must be durable too.
+        if self.durable_offset >= active.base_offset
+            && self.recovery_point < active.base_offset
+            && self.txn_index_durable_below(active.base_offset)
+        {
             self.recovery_point = active.base_offset;
             self.write_recovery_point()?;
         }
         Ok(())
+    }
+
+    /// Whether every aborted-transaction entry whose marker is below `offset` is fdatasynced.
+    pub fn txn_index_durable_below(&self, offset: i64) -> bool {
+        self.txn_entries_unsynced
+            .front()
+            .is_none_or(|&(marker, _)| marker >= offset)
+    }
+
+    /// Bookkeeping after an aborted-transaction entry for the marker at `marker_offset` was
+    /// written to `file` (`created`: the file is new): the next flush fdatasyncs it.
+    pub(crate) fn note_txn_index_write(
+        &mut self,
+        file: Arc<LogFile>,
+        created: bool,
+        marker_offset: i64,
+    ) {
+        self.txn_entries_recorded += 1;
+        self.txn_entries_unsynced
+            .push_back((marker_offset, self.txn_entries_recorded));
+        if !self.unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
+            self.unsynced.push(file);
+        }
+        self.dir_unsynced |= created;
+        self.txn_index_unsynced = true;
+    }
+
+    /// Forgets the pending durability of entries whose marker is at or after `offset` (they
+    /// were truncated away).
+    pub(crate) fn forget_unsynced_txn_entries(&mut self, offset: i64) {
+        self.txn_entries_unsynced
+            .retain(|&(marker, _)| marker < offset);
     }
 
     fn write_recovery_point(&self) -> io::Result<()> {

@@ -43,8 +43,20 @@ pub async fn run() {
     let mut uncleanable: HashMap<(String, u32), Instant> = HashMap::new();
     while !state.broker.shutting_down.load(Ordering::SeqCst) {
         uncleanable.retain(|_, until| *until > Instant::now());
-        let Some((partition, job)) = dirtiest(&state.storage.partitions(), &uncleanable, now_ms())
-        else {
+        // The cleaner never reaches an open transaction's records (Kafka bounds the cleanable
+        // range by the first unstable offset too).
+        let first_unstable = |p: &Partition| {
+            state
+                .producers
+                .get(&p.topic, p.partition)
+                .and_then(|s| s.borrow().first_unstable_offset())
+        };
+        let Some((partition, job)) = dirtiest(
+            &state.storage.partitions(),
+            &uncleanable,
+            now_ms(),
+            first_unstable,
+        ) else {
             runtime::sleep(backoff).await;
             continue;
         };
@@ -111,11 +123,15 @@ fn dirtiest(
     partitions: &[Rc<Partition>],
     uncleanable: &HashMap<(String, u32), Instant>,
     now_ms: i64,
+    first_unstable: impl Fn(&Partition) -> Option<i64>,
 ) -> Option<(Rc<Partition>, CleaningJob)> {
     partitions
         .iter()
         .filter(|p| p.log().config().cleanup_policy.compact)
         .filter(|p| !uncleanable.contains_key(&(p.topic.clone(), p.partition)))
-        .filter_map(|p| p.plan_cleaning(now_ms).map(|job| (p.clone(), job)))
+        .filter_map(|p| {
+            p.plan_cleaning(now_ms, first_unstable(p))
+                .map(|job| (p.clone(), job))
+        })
         .max_by(|a, b| a.1.dirty_ratio.total_cmp(&b.1.dirty_ratio))
 }

@@ -235,6 +235,9 @@ pub struct Group {
     /// `group.instance.id` → member id of the static members.
     static_members: HashMap<String, String>,
     pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Offsets committed inside transactions that have not ended yet, by producer id
+    /// (TxnOffsetCommit): applied to `offsets` by the commit marker, dropped by an abort.
+    pub pending_txn_offsets: HashMap<i64, BTreeMap<(String, i32), Committed>>,
     /// Log offset of the newest group metadata record applied (replay and writes).
     pub metadata_log_offset: i64,
     join_deadline: Instant,
@@ -260,6 +263,7 @@ impl Group {
             pending_members: HashMap::new(),
             static_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: HashMap::new(),
             metadata_log_offset: -1,
             join_deadline: now,
             initial_delay_until: None,
@@ -1016,7 +1020,8 @@ impl Group {
             .collect();
         let forget = expired.len() == self.offsets.len()
             && self.members.is_empty()
-            && self.pending_members.is_empty();
+            && self.pending_members.is_empty()
+            && self.pending_txn_offsets.is_empty();
         (expired, forget)
     }
 

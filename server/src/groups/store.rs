@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
-use corelog_engine::batch::{BatchBuilder, BatchHeader, BATCH_HEADER_BYTES};
+use corelog_engine::batch::{BatchBuilder, BatchHeader, ControlRecordType, BATCH_HEADER_BYTES};
 use corelog_engine::partition::{now_ms, AckPoint};
 
 use super::group::{Committed, Group};
@@ -19,6 +19,9 @@ use super::records::{GroupValue, Key, OffsetValue};
 use super::{partition_for, ShardGroups, OFFSETS_TOPIC};
 use crate::broker::{owner_of, ShardState};
 
+/// `baseSequence` of a transactional offsets batch: the coordinator's writes are not
+/// deduplicated by sequence, but a batch with a producer id needs one (Kafka writes 0 too).
+const TXN_OFFSETS_BASE_SEQUENCE: i32 = 0;
 /// Bytes read per step while replaying an offsets partition at start-up.
 const REPLAY_READ_BYTES: u32 = 1024 * 1024;
 
@@ -32,6 +35,34 @@ pub async fn write(
     group_id: &str,
     records: Vec<KeyValue>,
 ) -> Result<i64, String> {
+    write_batch(state, group_id, records, None).await
+}
+
+/// A transactional producer's id and epoch, for the batch of a TxnOffsetCommit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// [`write`] of a transactional batch: the producer's id and epoch and the transactional bit, as
+/// Kafka's coordinator writes a TxnOffsetCommit, so that the transaction's marker in this
+/// partition ends it (also when the log is replayed).
+pub async fn write_transactional(
+    state: &ShardState,
+    group_id: &str,
+    records: Vec<KeyValue>,
+    producer: TxnProducer,
+) -> Result<i64, String> {
+    write_batch(state, group_id, records, Some(producer)).await
+}
+
+async fn write_batch(
+    state: &ShardState,
+    group_id: &str,
+    records: Vec<KeyValue>,
+    producer: Option<TxnProducer>,
+) -> Result<i64, String> {
     let partition_count = super::offsets_partitions(&state.broker);
     let p = partition_for(group_id, partition_count);
     let partition = state
@@ -39,6 +70,11 @@ pub async fn write(
         .ok_or_else(|| format!("{OFFSETS_TOPIC}-{p} is not open on shard {}", state.id))?;
     let now = now_ms();
     let mut batch = BatchBuilder::new(now);
+    if let Some(t) = producer {
+        batch = batch
+            .producer(t.producer_id, t.producer_epoch, TXN_OFFSETS_BASE_SEQUENCE)
+            .transactional(true);
+    }
     for (key, value) in &records {
         batch.push_record(Some(key), value.as_deref(), &[], now);
     }
@@ -101,7 +137,7 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
                 if end > buf.len() {
                     break;
                 }
-                records += replay_batch(&state.groups, &buf[pos..end], &header)
+                records += replay_batch(&state.groups, (p, count), &buf[pos..end], &header)
                     .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e}")))?;
                 // The next batch may start past this one's range (compaction leaves gaps):
                 // reading from here finds it.
@@ -141,17 +177,40 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
 /// body may be compressed by any codec (the cleaner recompresses with the batch's own); and it
 /// may hold no record at all (Kafka's cleaner keeps an emptied batch that carries producer
 /// state). Tombstones delete their key.
-fn replay_batch(groups: &ShardGroups, batch: &[u8], header: &BatchHeader) -> Result<u64, String> {
-    if header.is_control() || header.record_count == 0 {
+fn replay_batch(
+    groups: &ShardGroups,
+    (partition, partition_count): (u32, u32),
+    batch: &[u8],
+    header: &BatchHeader,
+) -> Result<u64, String> {
+    if header.record_count == 0 {
         return Ok(0);
     }
     let (_, decoded) =
         decode_batch_records(batch, MAX_DECOMPRESSED_BATCH_BYTES).map_err(|e| e.to_string())?;
+    if header.is_control() {
+        // A transaction's marker: its offsets in this partition become committed, or are
+        // dropped (replay applies them as `on_marker` did before the restart).
+        if let Some(kind) = decoded
+            .first()
+            .and_then(|r| r.key.as_deref())
+            .and_then(ControlRecordType::from_key)
+        {
+            super::txn_offsets::complete(
+                groups,
+                (partition, partition_count),
+                header.producer_id,
+                kind == ControlRecordType::Commit,
+            );
+        }
+        return Ok(0);
+    }
+    let txn = header.is_transactional().then_some(header.producer_id);
     for r in &decoded {
         let log_offset = header.base_offset + i64::from(r.offset_delta);
         debug_assert!(log_offset <= header.last_offset(), "record past its batch");
         if let Some(key) = &r.key {
-            replay(groups, log_offset, key, r.value.as_deref());
+            replay(groups, log_offset, key, r.value.as_deref(), txn);
         }
     }
     Ok(decoded.len() as u64)
@@ -159,7 +218,16 @@ fn replay_batch(groups: &ShardGroups, batch: &[u8], header: &BatchHeader) -> Res
 
 /// Applies one `__consumer_offsets` record. A record that does not decode is skipped with a
 /// warning (a newer broker's record type, say); it never stops the broker.
-fn replay(groups: &ShardGroups, log_offset: i64, key: &[u8], value: Option<&[u8]>) {
+///
+/// `txn`: the producer id when the record is part of a transaction (a TxnOffsetCommit): its
+/// offset is pending until the transaction's marker.
+fn replay(
+    groups: &ShardGroups,
+    log_offset: i64,
+    key: &[u8],
+    value: Option<&[u8]>,
+    txn: Option<i64>,
+) {
     let key = match Key::decode(key) {
         Ok(k) => k,
         Err(e) => {
@@ -180,20 +248,27 @@ fn replay(groups: &ShardGroups, log_offset: i64, key: &[u8], value: Option<&[u8]
                 }
             }
             Some(v) => match OffsetValue::decode(v) {
-                Ok(v) => groups
-                    .get_or_create(&group, now, v.commit_timestamp_ms)
-                    .borrow_mut()
-                    .apply_offset(
-                        &topic,
-                        partition,
-                        Committed {
-                            offset: v.offset,
-                            leader_epoch: v.leader_epoch,
-                            metadata: v.metadata,
-                            commit_timestamp_ms: v.commit_timestamp_ms,
-                            log_offset,
-                        },
-                    ),
+                Ok(v) => {
+                    let committed = Committed {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp_ms: v.commit_timestamp_ms,
+                        log_offset,
+                    };
+                    let group = groups.get_or_create(&group, now, v.commit_timestamp_ms);
+                    let mut group = group.borrow_mut();
+                    match txn {
+                        Some(producer_id) => {
+                            group
+                                .pending_txn_offsets
+                                .entry(producer_id)
+                                .or_default()
+                                .insert((topic, partition), committed);
+                        }
+                        None => group.apply_offset(&topic, partition, committed),
+                    }
+                }
                 Err(e) => tracing::warn!(log_offset, error = %e, "skipping an offset record"),
             },
         },

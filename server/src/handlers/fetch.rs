@@ -26,8 +26,15 @@
 //! ("request not supported by broker"). With Produce v3 advertised, kcat (librdkafka 2.0.2)
 //! consumes, seeks by time (ListOffsets) and tails correctly.
 //!
-//! `last_stable_offset` is the high watermark and `isolation_level` is accepted and treated as
-//! read_uncommitted until transactions land; `aborted_transactions` is always empty.
+//! Transactions: every response carries the partition's last stable offset (LSO: the high
+//! watermark, or the first offset of the oldest open transaction if lower), at both isolation
+//! levels, as Kafka does. `isolation_level` 1 (read_committed) reads only below the LSO and
+//! returns, for the range it sends, the aborted transactions that overlap it (producer id and
+//! first offset, from the log's aborted-transaction index) so the consumer drops their records;
+//! read_uncommitted reads up to the high watermark with an empty list. A read_committed long
+//! poll wakes on the same notification as any other: the LSO only moves when the high watermark
+//! does (an append below no open transaction, or a marker, whose write is what closes its
+//! transaction).
 
 use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
@@ -40,8 +47,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::FetchRequest;
 use uuid::Uuid;
 
+use corelog_engine::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use corelog_engine::log::FileRange;
-use corelog_engine::partition::{ReadError, ReadSlice};
+use corelog_engine::partition::{Partition, ReadError, ReadSlice};
 use corelog_engine::runtime::{self, ops};
 
 use super::{error, Part, Reply, Request};
@@ -77,6 +85,12 @@ const NO_PREFERRED_REPLICA: i32 = -1;
 /// (bounds how long a waiter stays registered on an idle partition; Kafka clients ask 500 ms).
 pub const MAX_WAIT_CAP_MS: u64 = 60_000;
 
+/// `isolation_level` of a read_committed fetch (0 is read_uncommitted).
+pub const READ_COMMITTED: i8 = 1;
+/// Bytes read per ring read while walking the batch headers of a read_committed range to cut
+/// it at the last stable offset.
+const LSO_SCAN_READ_BYTES: usize = 16 * 1024;
+
 /// Record bytes sent as spliced file ranges since start (zero-copy fetches).
 pub static ZERO_COPY_BYTES: AtomicU64 = AtomicU64::new(0);
 /// Record bytes read into memory and sent as bytes since start (`corelog.fetch.zero.copy=false`).
@@ -87,7 +101,11 @@ struct PartitionResult {
     index: i32,
     error: i16,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// read_committed: the aborted transactions overlapping the records sent (producer id,
+    /// first offset).
+    aborted: Vec<(i64, i64)>,
     records: Option<Records>,
 }
 
@@ -112,7 +130,9 @@ impl PartitionResult {
             index,
             error,
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
+            aborted: Vec::new(),
             records: None,
         }
     }
@@ -193,8 +213,9 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = body.min_bytes.max(0) as u64;
     let max_bytes = body.max_bytes.max(0) as u64;
+    let committed = body.isolation_level == READ_COMMITTED;
     loop {
-        let (topics, bytes, failed, seen) = read_pass(&layout, max_bytes).await;
+        let (topics, bytes, failed, seen) = read_pass(&layout, max_bytes, committed).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline {
             return encode_response(version, error::NONE, topics, broker.config.fetch_zero_copy)
@@ -210,6 +231,7 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
 async fn read_pass(
     layout: &[(String, Uuid, Vec<Wanted>)],
     max_bytes: u64,
+    committed: bool,
 ) -> (Vec<TopicResult>, u64, bool, Vec<(String, u32, i64)>) {
     let mut total = 0u64;
     let mut failed = false;
@@ -232,10 +254,21 @@ async fn read_pass(
             let offset = w.fetch_offset;
             let t = topic.clone();
             let result = on_owner(&topic, partition, move |state| async move {
-                match state.local_partition(&t, partition) {
-                    Some(p) => Some(p.read(offset, limit as u32, min_one_batch).await),
-                    None => None,
-                }
+                let p = state.local_partition(&t, partition)?;
+                // The LSO before the read: at most the high watermark the read then sees.
+                let hw = p.log().high_watermark();
+                let lso = state
+                    .producers
+                    .get(&t, partition)
+                    .map_or(hw, |s| s.borrow().last_stable_offset(hw));
+                let read = if committed {
+                    read_committed(&p, offset, limit as u32, min_one_batch, lso).await
+                } else {
+                    p.read(offset, limit as u32, min_one_batch)
+                        .await
+                        .map(|slice| (slice, Vec::new()))
+                };
+                Some(read.map(|(slice, aborted)| (slice, lso, aborted)))
             })
             .await;
             let r = match result {
@@ -243,18 +276,25 @@ async fn read_pass(
                     failed = true;
                     PartitionResult::failed(w.partition, error::UNKNOWN_TOPIC_OR_PARTITION)
                 }
-                Some(Ok(ReadSlice {
-                    range,
-                    high_watermark,
-                    log_start_offset,
-                })) => {
+                Some(Ok((
+                    ReadSlice {
+                        range,
+                        high_watermark,
+                        log_start_offset,
+                        ..
+                    },
+                    last_stable_offset,
+                    aborted,
+                ))) => {
                     total += range.as_ref().map_or(0, |r| r.len as u64);
                     seen.push((topic, partition, high_watermark));
                     PartitionResult {
                         index: w.partition,
                         error: error::NONE,
                         high_watermark,
+                        last_stable_offset,
                         log_start_offset,
+                        aborted,
                         records: range.map(Records::File),
                     }
                 }
@@ -267,7 +307,9 @@ async fn read_pass(
                         index: w.partition,
                         error: error::OFFSET_OUT_OF_RANGE,
                         high_watermark,
+                        last_stable_offset: high_watermark,
                         log_start_offset,
+                        aborted: Vec::new(),
                         records: None,
                     }
                 }
@@ -286,6 +328,110 @@ async fn read_pass(
         });
     }
     (topics, total, failed, seen)
+}
+
+/// A read_committed read of `part` (on its owner shard): whole batches from `offset` below the
+/// last stable offset `lso`, and the aborted transactions (producer id, first offset) that
+/// overlap what is sent: `[offset, upper)`, `upper` the offset after the last batch sent, or
+/// the LSO when nothing is sent.
+///
+/// The engine's read stops at the high watermark; while a transaction is open (LSO below it)
+/// the range it returns is cut at the first batch at or past the LSO by walking the batch
+/// headers of the range. A batch never straddles the LSO: the LSO is the high watermark or the
+/// base offset of a transaction's first batch.
+async fn read_committed(
+    part: &Partition,
+    offset: i64,
+    max_bytes: u32,
+    min_one_batch: bool,
+    lso: i64,
+) -> Result<(ReadSlice, Vec<(i64, i64)>), ReadError> {
+    let (start, hw) = {
+        let log = part.log();
+        (log.log_start_offset(), log.high_watermark())
+    };
+    if offset >= start && offset >= lso && offset <= hw {
+        // Nothing stable to send from here (an out-of-range offset is left to the read).
+        return Ok((
+            ReadSlice {
+                range: None,
+                high_watermark: hw,
+                log_start_offset: start,
+                upper_offset: lso,
+            },
+            Vec::new(),
+        ));
+    }
+    let mut slice = part.read(offset, max_bytes, min_one_batch).await?;
+    let mut upper = lso;
+    if let Some(range) = slice.range.take() {
+        let (cut, next_offset) = cut_at(&range, lso).await?;
+        if let Some(next) = next_offset {
+            upper = next;
+        }
+        slice.range = (cut > 0).then_some(FileRange {
+            file: range.file,
+            position: range.position,
+            len: cut,
+        });
+    }
+    let aborted = part
+        .log()
+        .aborted_txns(offset, upper)
+        .into_iter()
+        .map(|a| (a.producer_id, a.first_offset))
+        .collect();
+    Ok((slice, aborted))
+}
+
+/// How many bytes of `range` (whole batches) lie below `lso`, and the offset after the last of
+/// them (None when no batch does).
+///
+/// The walk reads the range's headers in [`LSO_SCAN_READ_BYTES`] chunks; it is paid only by
+/// read_committed fetches.
+async fn cut_at(range: &FileRange, lso: i64) -> Result<(u32, Option<i64>), ReadError> {
+    let corrupt = |at: u64| ReadError::Corrupt { position: at };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = 0u32;
+    let mut at = 0u32;
+    let mut next_offset = None;
+    while at < range.len {
+        let left = (range.len - at) as usize;
+        if left < BATCH_HEADER_BYTES {
+            return Err(corrupt(range.position + u64::from(at)));
+        }
+        let buffered =
+            at >= buf_start && (at - buf_start) as usize + BATCH_HEADER_BYTES <= buf.len();
+        if !buffered {
+            let want = LSO_SCAN_READ_BYTES.min(left);
+            let mut chunk = std::mem::take(&mut buf);
+            chunk.clear();
+            chunk.resize(want, 0);
+            let (read, mut chunk) =
+                ops::read_at(range.file.raw_fd(), chunk, range.position + u64::from(at)).await;
+            let n = read.map_err(ReadError::Io)?;
+            chunk.truncate(n);
+            if n < BATCH_HEADER_BYTES {
+                return Err(corrupt(range.position + u64::from(at)));
+            }
+            buf = chunk;
+            buf_start = at;
+        }
+        let i = (at - buf_start) as usize;
+        let header = BatchHeader::parse(&buf[i..])
+            .map_err(|_| corrupt(range.position + u64::from(at)))?;
+        if header.base_offset >= lso {
+            break;
+        }
+        debug_assert!(header.last_offset() < lso, "a batch straddles the LSO");
+        next_offset = Some(header.next_offset());
+        let total = header.total_bytes() as u64;
+        if u64::from(at) + total > u64::from(range.len) {
+            return Err(corrupt(range.position + u64::from(at)));
+        }
+        at += total as u32;
+    }
+    Ok((at, next_offset))
 }
 
 /// Waits until the high watermark of any partition in `seen` moves past the value seen, or the
@@ -397,12 +543,16 @@ fn encode_body(version: i16, error_code: i16, topics: Vec<TopicResult>) -> Vec<P
             enc.buf.put_i32(p.index);
             enc.buf.put_i16(p.error);
             enc.buf.put_i64(p.high_watermark);
-            // last_stable_offset: the high watermark until transactions land.
-            enc.buf.put_i64(p.high_watermark);
+            enc.buf.put_i64(p.last_stable_offset);
             if version >= LOG_START_VERSION {
                 enc.buf.put_i64(p.log_start_offset);
             }
-            enc.array_len(0); // aborted_transactions
+            enc.array_len(p.aborted.len());
+            for (producer_id, first_offset) in &p.aborted {
+                enc.buf.put_i64(*producer_id);
+                enc.buf.put_i64(*first_offset);
+                enc.tagged_fields();
+            }
             if version >= PREFERRED_REPLICA_VERSION {
                 enc.buf.put_i32(NO_PREFERRED_REPLICA);
             }
@@ -604,11 +754,17 @@ mod tests {
                 let mut p0 = PartitionData::default();
                 p0.partition_index = 0;
                 p0.high_watermark = 42;
-                p0.last_stable_offset = 42;
+                p0.last_stable_offset = 40;
                 if version >= LOG_START_VERSION {
                     p0.log_start_offset = 7;
                 }
-                p0.aborted_transactions = Some(Vec::new());
+                let aborted = |producer_id: i64, first_offset: i64| {
+                    let mut a = kafka_protocol::messages::fetch_response::AbortedTransaction::default();
+                    a.producer_id = kafka_protocol::messages::ProducerId(producer_id);
+                    a.first_offset = first_offset;
+                    a
+                };
+                p0.aborted_transactions = Some(vec![aborted(5, 8), aborted(9, 30)]);
                 p0.records = Some(records.clone());
                 let mut p1 = PartitionData::default();
                 p1.partition_index = 3;
@@ -633,14 +789,18 @@ mod tests {
                             index: 0,
                             error: error::NONE,
                             high_watermark: 42,
+                            last_stable_offset: 40,
                             log_start_offset: 7,
+                            aborted: vec![(5, 8), (9, 30)],
                             records: Some(Records::Bytes(records.clone())),
                         },
                         PartitionResult {
                             index: 3,
                             error: error::OFFSET_OUT_OF_RANGE,
                             high_watermark: 9,
+                            last_stable_offset: 9,
                             log_start_offset: 2,
+                            aborted: Vec::new(),
                             records: None,
                         },
                     ],

@@ -2,8 +2,8 @@
 //! broker; internally the group lives on the shard that owns its `__consumer_offsets` partition,
 //! which the client never needs to know. v0–3 ask for one key, v4+ for a batch.
 //!
-//! Transaction coordinators are not served yet: a transactional key is answered
-//! COORDINATOR_NOT_AVAILABLE (retriable), never with an address that would then refuse it.
+//! A transactional id (key type 1) is coordinated by this broker too (internally: the owner
+//! shard of its `__transaction_state` partition), which is created on first use as Kafka does.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -31,6 +31,13 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
             offsets_topic_error = Some(e);
         }
     }
+    let mut txn_topic_error = None;
+    if body.key_type == KEY_TYPE_TRANSACTION {
+        if let Err(e) = crate::txn::ensure_txn_state_topic().await {
+            tracing::error!(error = %e, "cannot create the transaction state topic");
+            txn_topic_error = Some(e);
+        }
+    }
     let broker = shard().broker.clone();
     let answer = |key: StrBytes| {
         let mut c = Coordinator::default();
@@ -42,17 +49,15 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                 c.error_code = error::COORDINATOR_NOT_AVAILABLE;
                 c.error_message = offsets_topic_error.clone().map(StrBytes::from_string);
             }
-            KEY_TYPE_GROUP => {
+            KEY_TYPE_TRANSACTION if txn_topic_error.is_some() => {
+                c.error_code = error::COORDINATOR_NOT_AVAILABLE;
+                c.error_message = txn_topic_error.clone().map(StrBytes::from_string);
+            }
+            KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {
                 c.error_code = error::NONE;
                 c.node_id = BrokerId(broker.config.node_id);
                 c.host = StrBytes::from_string(broker.config.advertised_host.clone());
                 c.port = i32::from(broker.config.advertised_port);
-            }
-            KEY_TYPE_TRANSACTION => {
-                c.error_code = error::COORDINATOR_NOT_AVAILABLE;
-                c.error_message = Some(StrBytes::from_static_str(
-                    "transactions are not supported yet",
-                ));
             }
             _ => {
                 c.error_code = error::INVALID_REQUEST;

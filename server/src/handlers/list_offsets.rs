@@ -1,8 +1,8 @@
 //! ListOffsets (key 2): offsets by special timestamp or by time.
 //!
 //! - EARLIEST (-2) and EARLIEST_LOCAL (-4): the log start offset (all data is local).
-//! - LATEST (-1): the high watermark (also for read_committed: the last stable offset is the high
-//!   watermark until transactions land).
+//! - LATEST (-1): the high watermark; for read_committed (`isolation_level` 1) the last stable
+//!   offset (the first offset of the oldest open transaction, if below the high watermark).
 //! - MAX_TIMESTAMP (-3): the offset and timestamp of the first record carrying the largest
 //!   timestamp of the log.
 //! - A timestamp `t >= 0`: the first offset whose record timestamp is `>= t`, with that
@@ -13,6 +13,10 @@
 //! compressed batch is not decompressed (the broker has no codecs): the answer is its base
 //! offset and its max timestamp — never past the wanted record, so a consumer that starts there
 //! skips nothing, it may only see a few earlier records of that batch.
+//!
+//! read_committed never answers past the last stable offset (as Kafka's `fetchOffsetByTimestamp`
+//! with an isolation level): MAX_TIMESTAMP and a timestamp lookup whose record is at or past the
+//! LSO answer "no offset" (-1).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -23,7 +27,7 @@ use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_
 use corelog_engine::batch::BatchHeader;
 use corelog_engine::partition::{Partition, ReadError};
 
-use super::fetch::read_range;
+use super::fetch::{read_range, READ_COMMITTED};
 use super::{encode, error, Reply, Request};
 use crate::broker::{on_owner, shard};
 
@@ -64,9 +68,23 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                 let topic = t.name.to_string();
                 let partition = p.partition_index as u32;
                 let timestamp = p.timestamp;
+                let committed = body.isolation_level == READ_COMMITTED;
                 on_owner(&t.name.clone(), partition, move |state| async move {
                     match state.local_partition(&topic, partition) {
-                        Some(part) => lookup(&part, timestamp).await,
+                        Some(part) => {
+                            // read_committed's upper bound: the LSO (the high watermark for
+                            // read_uncommitted).
+                            let upper = if committed {
+                                let hw = part.log().high_watermark();
+                                state
+                                    .producers
+                                    .get(&topic, partition)
+                                    .map_or(hw, |s| s.borrow().last_stable_offset(hw))
+                            } else {
+                                part.log().high_watermark()
+                            };
+                            lookup(&part, timestamp, upper).await
+                        }
                         None => (
                             error::UNKNOWN_TOPIC_OR_PARTITION,
                             UNKNOWN_OFFSET,
@@ -97,8 +115,18 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     encode(&response, request.version)
 }
 
-/// On the owner shard: `(error, offset, timestamp)` for one partition.
-async fn lookup(part: &Partition, timestamp: i64) -> (i16, i64, i64) {
+/// On the owner shard: `(error, offset, timestamp)` for one partition, answering nothing at or
+/// past `upper` (the high watermark, or the LSO for read_committed).
+async fn lookup(part: &Partition, timestamp: i64, upper: i64) -> (i16, i64, i64) {
+    let (code, offset, ts) = lookup_all(part, timestamp, upper).await;
+    if (timestamp >= 0 || timestamp == MAX_TIMESTAMP) && offset >= upper {
+        return (code, UNKNOWN_OFFSET, NO_TIMESTAMP);
+    }
+    (code, offset, ts)
+}
+
+/// `(error, offset, timestamp)` by the whole written log (LATEST answers `upper`).
+async fn lookup_all(part: &Partition, timestamp: i64, upper: i64) -> (i16, i64, i64) {
     let (start, hw, max_ts) = {
         let log = part.log();
         let max_ts = log
@@ -113,7 +141,7 @@ async fn lookup(part: &Partition, timestamp: i64) -> (i16, i64, i64) {
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
             return (error::NONE, start, NO_TIMESTAMP);
         }
-        LATEST_TIMESTAMP => return (error::NONE, hw, NO_TIMESTAMP),
+        LATEST_TIMESTAMP => return (error::NONE, upper.min(hw), NO_TIMESTAMP),
         MAX_TIMESTAMP if max_ts < 0 || start == hw => {
             return (error::NONE, UNKNOWN_OFFSET, NO_TIMESTAMP);
         }

@@ -361,4 +361,5 @@ pub mod error {
     pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
     pub const PRODUCER_FENCED: i16 = 90;
     pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }

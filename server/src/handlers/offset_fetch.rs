@@ -3,6 +3,12 @@
 //! commit answers offset -1 (the consumer then applies `auto.offset.reset`).
 //!
 //! v0 (offsets kept in ZooKeeper by old Kafka) has v1's layout and is served like v1.
+//!
+//! `require_stable` (v7+, sent by read_committed consumers): a partition with offsets pending in
+//! an open transaction (TxnOffsetCommit not yet committed or aborted) is UNSTABLE_OFFSET_COMMIT,
+//! which the client retries.
+
+use std::collections::BTreeSet;
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -38,7 +44,8 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let offsets = fetch(g.group_id.to_string(), topics).await;
+            let (offsets, unstable) =
+                fetch(g.group_id.to_string(), topics, body.require_stable).await;
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();
             out.error_code = error::NONE;
@@ -46,14 +53,20 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                 .into_iter()
                 .map(|(topic, parts)| {
                     let mut t = OffsetFetchResponseTopics::default();
-                    t.name = TopicName(StrBytes::from_string(topic));
+                    t.name = TopicName(StrBytes::from_string(topic.clone()));
                     t.partitions = parts
                         .into_iter()
                         .map(|(p, c)| {
                             let mut r = OffsetFetchResponsePartitions::default();
                             r.partition_index = p;
-                            (r.committed_offset, r.committed_leader_epoch, r.metadata) = fields(c);
-                            r.error_code = error::NONE;
+                            let stable = !unstable.contains(&(topic.clone(), p));
+                            (r.committed_offset, r.committed_leader_epoch, r.metadata) =
+                                fields(c.filter(|_| stable));
+                            r.error_code = if stable {
+                                error::NONE
+                            } else {
+                                error::UNSTABLE_OFFSET_COMMIT
+                            };
                             r
                         })
                         .collect();
@@ -69,20 +82,26 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let offsets = fetch(group_id.to_string(), topics).await;
+        let (offsets, unstable) = fetch(group_id.to_string(), topics, body.require_stable).await;
         response.error_code = error::NONE;
         response.topics = offsets
             .into_iter()
             .map(|(topic, parts)| {
                 let mut t = OffsetFetchResponseTopic::default();
-                t.name = TopicName(StrBytes::from_string(topic));
+                t.name = TopicName(StrBytes::from_string(topic.clone()));
                 t.partitions = parts
                     .into_iter()
                     .map(|(p, c)| {
                         let mut r = OffsetFetchResponsePartition::default();
                         r.partition_index = p;
-                        (r.committed_offset, r.committed_leader_epoch, r.metadata) = fields(c);
-                        r.error_code = error::NONE;
+                        let stable = !unstable.contains(&(topic.clone(), p));
+                        (r.committed_offset, r.committed_leader_epoch, r.metadata) =
+                            fields(c.filter(|_| stable));
+                        r.error_code = if stable {
+                            error::NONE
+                        } else {
+                            error::UNSTABLE_OFFSET_COMMIT
+                        };
                         r
                     })
                     .collect();
@@ -93,13 +112,22 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
     encode(&response, wire_version)
 }
 
+/// The committed offsets, and (when `require_stable`, v7+, KIP-447) the partitions whose
+/// offsets a transaction may still change: those are answered UNSTABLE_OFFSET_COMMIT with no
+/// offset, and the client asks again.
 async fn fetch(
     group_id: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> coordinator::TopicOffsets {
+    require_stable: bool,
+) -> (coordinator::TopicOffsets, BTreeSet<(String, i32)>) {
     let id = group_id.clone();
     groups::on_coordinator(&group_id, move |state| async move {
-        coordinator::fetch(&state, &id, topics)
+        let unstable = if require_stable {
+            groups::txn_offsets::unstable_partitions(&state, &id)
+        } else {
+            BTreeSet::new()
+        };
+        (coordinator::fetch(&state, &id, topics), unstable)
     })
     .await
 }

@@ -25,6 +25,13 @@
 //!   offending records) and `record_errors` naming each of them by its index in the batch. Only
 //!   compacted topics pay for decoding records ([`keyless_records`]).
 //! - I/O failures of the log are KAFKA_STORAGE_ERROR.
+//! - Transactions (KIP-98): a transactional batch (which must carry a producer id: the batch
+//!   validator answers INVALID_RECORD otherwise) opens its producer's transaction on the
+//!   partition if none is open there; a non-transactional batch from a producer with an open
+//!   transaction on the partition is INVALID_TXN_STATE. A fenced producer's batch is
+//!   INVALID_PRODUCER_EPOCH once a marker of a newer epoch was written (the marker moves the
+//!   partition's producer epoch). Client writes to `__transaction_state` are refused like those
+//!   to `__consumer_offsets`.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -195,10 +202,13 @@ pub async fn handle(mut request: Request) -> Result<Reply, String> {
                 )),
                 // Kafka refuses client writes to its internal topics: only the coordinator
                 // writes `__consumer_offsets` records.
-                (Some(_), Some(meta)) if meta.name == crate::groups::OFFSETS_TOPIC => {
+                (Some(_), Some(meta))
+                    if meta.name == crate::groups::OFFSETS_TOPIC
+                        || meta.name == crate::txn::TXN_STATE_TOPIC =>
+                {
                     Pending::Done(Outcome::error(
                         error::INVALID_TOPIC_EXCEPTION,
-                        "Cannot append to internal topic __consumer_offsets",
+                        format!("Cannot append to internal topic {}", meta.name),
                     ))
                 }
                 (Some(ack), Some(meta)) if index >= 0 && (index as u32) < meta.partitions => {
@@ -350,13 +360,6 @@ async fn append_partition(
             Err(e) => return Outcome::error(e.kafka_error_code(), e.to_string()),
         }
     }
-    if header.is_transactional() {
-        return Outcome::error(
-            error::INVALID_TXN_STATE,
-            "transactional produce is not supported by this broker yet",
-        );
-    }
-
     // Idempotence: check the producer's state, and record the batch at the offsets the append
     // is about to get. Nothing awaits between here and the append's offset assignment (its
     // first poll), so the prediction holds and concurrent batches of a producer see each other.
@@ -390,8 +393,12 @@ async fn append_partition(
             }
             Verdict::Refuse(code, message) => return Outcome::error(code, message),
         }
+        let transactional = header.is_transactional();
+        if let Some((code, message)) = producers.borrow().check_txn(pid, transactional) {
+            return Outcome::error(code, message);
+        }
         let base_offset = log.log().next_offset();
-        producers.borrow_mut().record(
+        producers.borrow_mut().record_batch(
             pid,
             epoch,
             BatchMeta {
@@ -401,6 +408,8 @@ async fn append_partition(
                 last_offset: base_offset + i64::from(header.last_offset_delta),
                 log_append_time: NO_TIMESTAMP,
             },
+            transactional,
+            header.max_timestamp,
         );
         recorded = Some((pid, base_offset));
     }
