@@ -558,7 +558,7 @@ fn restart_open_transaction_is_aborted_after_its_timeout() {
 }
 
 const COMMIT_LOOP_PARTITIONS: i32 = 4;
-const COMMIT_LOOP_ROUNDS: usize = 3;
+const COMMIT_LOOP_ROUNDS: usize = 5;
 
 /// What the committing thread of [`kill_during_commits_never_half_visible`] reports.
 #[derive(Default, Debug)]
@@ -569,6 +569,10 @@ struct LoopReport {
     begun: u64,
     /// The error that ended the loop, if any.
     error: Option<String>,
+    /// Set while a `commit_transaction` call is running: when it started.
+    committing_since: Option<Instant>,
+    /// How long each commit that returned OK took.
+    commit_durations: Vec<Duration>,
 }
 
 /// (b) Transactions that each write their number to every partition, committed in a loop while
@@ -596,15 +600,29 @@ fn kill_during_commits_never_half_visible() {
             );
             std::thread::spawn(move || commit_loop(&b, &topic, &txn_id, &report, &stop))
         };
-        // Kill after a random number of commits, plus a random few milliseconds so that the kill
-        // lands anywhere in a transaction's life, its commit included.
+        // Kill after a random number of commits, while the next commit is in flight: at a
+        // random point within a commit's usual duration after commit_transaction was called, so
+        // that it lands anywhere between the EndTxn request and its answer.
         let kill_after = 2 + pseudo_random(8) as usize;
         wait_for(
-            || report.lock().unwrap().committed.len() >= kill_after || worker.is_finished(),
+            || {
+                let r = report.lock().unwrap();
+                (r.committed.len() >= kill_after && r.committing_since.is_some())
+                    || worker.is_finished()
+            },
             Duration::from_secs(20),
-            "commits before the kill",
+            "a commit in flight after the first commits",
         );
-        std::thread::sleep(Duration::from_millis(pseudo_random(25)));
+        let (since, mean_commit) = {
+            let r = report.lock().unwrap();
+            let n = r.commit_durations.len().max(1) as u32;
+            (
+                r.committing_since.unwrap_or_else(Instant::now),
+                r.commit_durations.iter().sum::<Duration>() / n,
+            )
+        };
+        let kill_at = since + mean_commit.mul_f64(pseudo_random(1000) as f64 / 1000.0);
+        std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
         let before = completions_in_log(&broker, "PrepareCommit");
         let killed = kill_and_restart_if_spawned(&mut broker);
         if !killed {
@@ -695,8 +713,10 @@ fn kill_during_commits_never_half_visible() {
             "round {round}: nothing committed: {report:?}"
         );
         eprintln!(
-            "round {round}: killed={killed}, {} transactions begun, {} commits returned OK, {} \
-             visible, loop ended by {:?}, restart completed a PrepareCommit: {hit}, took {:?}",
+            "round {round}: killed={killed} {:?} into a commit (mean commit {mean_commit:?}), {} \
+             transactions begun, {} commits returned OK, {} visible, loop ended by {:?}, restart \
+             completed a PrepareCommit: {hit}, took {:?}",
+            kill_at.saturating_duration_since(since),
             report.begun,
             report.committed.len(),
             visible.len(),
@@ -738,11 +758,21 @@ fn commit_loop(
         let result = try_send_and_wait(&prod, topic, &recs)
             .map_err(|e| format!("produce txn {n}: {e}"))
             .and_then(|_| {
-                prod.commit_transaction(TXN_CALL_TIMEOUT)
-                    .map_err(|e| format!("commit txn {n}: {e}"))
+                let started = Instant::now();
+                report.lock().unwrap().committing_since = Some(started);
+                let r = prod
+                    .commit_transaction(TXN_CALL_TIMEOUT)
+                    .map(|()| started.elapsed())
+                    .map_err(|e| format!("commit txn {n}: {e}"));
+                report.lock().unwrap().committing_since = None;
+                r
             });
         match result {
-            Ok(()) => report.lock().unwrap().committed.push(n),
+            Ok(took) => {
+                let mut r = report.lock().unwrap();
+                r.committed.push(n);
+                r.commit_durations.push(took);
+            }
             Err(e) => {
                 let abort = prod.abort_transaction(TXN_CALL_TIMEOUT);
                 report.lock().unwrap().error = Some(format!("{e}; then abort: {abort:?}"));
