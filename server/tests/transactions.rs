@@ -559,12 +559,17 @@ fn restart_open_transaction_is_aborted_after_its_timeout() {
 
 const COMMIT_LOOP_PARTITIONS: i32 = 4;
 const COMMIT_LOOP_ROUNDS: usize = 5;
+/// Every this many transactions of the loop, one is aborted on purpose (after writing to every
+/// partition), so that the loop also proves aborted transactions stay invisible across a kill.
+const COMMIT_LOOP_ABORT_EVERY: u64 = 4;
 
 /// What the committing thread of [`kill_during_commits_never_half_visible`] reports.
 #[derive(Default, Debug)]
 struct LoopReport {
     /// Transactions whose commit returned OK.
     committed: Vec<u64>,
+    /// Transactions aborted on purpose whose abort returned OK.
+    aborted: Vec<u64>,
     /// Transactions begun (whether committed, failed or left open).
     begun: u64,
     /// The error that ended the loop, if any.
@@ -577,7 +582,8 @@ struct LoopReport {
 
 /// (b) Transactions that each write their number to every partition, committed in a loop while
 /// the broker is killed at a random moment: after the restart every transaction is visible in all
-/// partitions or in none, and every one whose commit returned OK is visible.
+/// partitions or in none, every one whose commit returned OK is visible, and none of those aborted
+/// on purpose (every 4th) is.
 #[test]
 fn kill_during_commits_never_half_visible() {
     let mut broker = Broker::start_with(TXN_PROPS);
@@ -708,17 +714,27 @@ fn kill_during_commits_never_half_visible() {
             "round {round}: commits that returned OK are not visible: {lost:?} (report {report:?})\n{}",
             broker.log()
         );
+        let shown_aborted: Vec<_> = report
+            .aborted
+            .iter()
+            .filter(|n| visible.contains_key(n))
+            .collect();
+        assert!(
+            shown_aborted.is_empty(),
+            "round {round}: aborted transactions are visible to read_committed: {shown_aborted:?}"
+        );
         assert!(
             !report.committed.is_empty(),
             "round {round}: nothing committed: {report:?}"
         );
         eprintln!(
             "round {round}: killed={killed} {:?} into a commit (mean commit {mean_commit:?}), {} \
-             transactions begun, {} commits returned OK, {} visible, loop ended by {:?}, restart \
-             completed a PrepareCommit: {hit}, took {:?}",
+             transactions begun, {} commits and {} aborts returned OK, {} visible, loop ended by \
+             {:?}, restart completed a PrepareCommit: {hit}, took {:?}",
             kill_at.saturating_duration_since(since),
             report.begun,
             report.committed.len(),
+            report.aborted.len(),
             visible.len(),
             report.error,
             round_started.elapsed()
@@ -755,6 +771,23 @@ fn commit_loop(
         let recs: Vec<(i32, String, String)> = (0..COMMIT_LOOP_PARTITIONS)
             .map(|p| (p, format!("{n}"), format!("txn-{n}")))
             .collect();
+        if n % COMMIT_LOOP_ABORT_EVERY == COMMIT_LOOP_ABORT_EVERY - 1 {
+            let result = try_send_and_wait(&prod, topic, &recs)
+                .map_err(|e| format!("produce txn {n}: {e}"))
+                .and_then(|_| {
+                    prod.abort_transaction(TXN_CALL_TIMEOUT)
+                        .map_err(|e| format!("abort txn {n}: {e}"))
+                });
+            match result {
+                Ok(()) => report.lock().unwrap().aborted.push(n),
+                Err(e) => {
+                    report.lock().unwrap().error = Some(e);
+                    return;
+                }
+            }
+            n += 1;
+            continue;
+        }
         let result = try_send_and_wait(&prod, topic, &recs)
             .map_err(|e| format!("produce txn {n}: {e}"))
             .and_then(|_| {
