@@ -21,7 +21,6 @@ const NONE: i16 = 0;
 const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const MESSAGE_TOO_LARGE: i16 = 10;
-const NOT_COORDINATOR: i16 = 16;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const INVALID_REQUEST: i16 = 42;
@@ -338,11 +337,14 @@ fn idempotent_producers_get_duplicates_answered_and_gaps_and_old_epochs_refused(
     // Producers are independent; state is per partition.
     let a = produce_one(&mut c, 1, "idem", 0, producer_batch(other, 0, 0, 1));
     assert_eq!((a.error_code, a.base_offset), (NONE, 6));
-    // A transactional id is not served (no transaction coordinator yet).
+    // A transactional id gets its own producer id, which is none of the idempotent ones; an
+    // empty one is an invalid request, as Kafka's coordinator answers.
     let mut r = InitProducerIdRequest::default();
     r.transactional_id = Some(TransactionalId(StrBytes::from_static_str("tx")));
     r.transaction_timeout_ms = 60_000;
-    assert_eq!(c.call(4, &r).error_code, NOT_COORDINATOR);
+    let txn = c.call(4, &r);
+    assert_eq!((txn.error_code, txn.producer_epoch), (NONE, 0));
+    assert!(txn.producer_id.0 != pid && txn.producer_id.0 != other);
     r.transactional_id = Some(TransactionalId(StrBytes::from_static_str("")));
     assert_eq!(c.call(4, &r).error_code, INVALID_REQUEST);
 
