@@ -232,6 +232,11 @@ pub async fn complete(state: &ShardState, txn: &Txn) -> bool {
                         && snapshot
                             .topic(topic)
                             .is_none_or(|t| *p < 0 || *p as u32 >= t.partitions) => {}
+                // The partition already holds a newer epoch of this producer: nothing of this
+                // transaction's epoch can still be open there, and retrying would never succeed.
+                Err((code, message)) if code == error::INVALID_PRODUCER_EPOCH => {
+                    tracing::warn!(transactional_id = %id, topic = %topic, partition = p, %message, "a partition refused an older-epoch marker; treating it as written");
+                }
                 Err((code, message)) => {
                     failed += 1;
                     tracing::warn!(transactional_id = %id, topic = %topic, partition = p, code, %message, "cannot write a transaction marker; will retry");
