@@ -6,6 +6,11 @@
 //! DescribeGroups (members and their assignments), OffsetFetch (committed offsets) and
 //! ListOffsets (log-end offsets). corelog is a single node, so every request goes to the
 //! bootstrap broker: it is the group coordinator and the leader of every partition.
+//!
+//! `--read-committed` measures lag as a read_committed consumer sees it: to the last stable
+//! offset (ListOffsets LATEST with isolation level 1), not the high watermark. Records of an
+//! open transaction are not consumable yet, so they are not lag; the end column is then headed
+//! `LAST-STABLE-OFFSET`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -52,6 +57,18 @@ mod code {
 
 /// ListOffsets timestamp asking for the log-end offset (high watermark).
 const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets isolation levels: the high watermark, or the last stable offset.
+const READ_UNCOMMITTED: i8 = 0;
+const READ_COMMITTED: i8 = 1;
+
+/// Which end of a partition lag is measured to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// The high watermark (Kafka's `kafka-consumer-groups`).
+    ReadUncommitted,
+    /// The last stable offset: what a read_committed consumer can reach.
+    ReadCommitted,
+}
 /// Offset a broker answers for "no committed offset".
 const NO_OFFSET: i64 = -1;
 
@@ -364,11 +381,13 @@ impl Client {
         Ok(out)
     }
 
-    /// Log-end offsets (ListOffsets LATEST, read_uncommitted as Kafka's tool asks) of
-    /// `partitions`; a partition the broker reports an error for is left out.
+    /// Log-end offsets (ListOffsets LATEST: read_uncommitted as Kafka's tool asks, or the last
+    /// stable offsets for read_committed) of `partitions`; a partition the broker reports an
+    /// error for is left out.
     fn log_end_offsets(
         &mut self,
         partitions: &BTreeSet<(String, i32)>,
+        isolation: Isolation,
     ) -> Result<BTreeMap<(String, i32), i64>> {
         if partitions.is_empty() {
             return Ok(BTreeMap::new());
@@ -380,7 +399,10 @@ impl Client {
         }
         let mut request = ListOffsetsRequest::default();
         request.replica_id = BrokerId(-1);
-        request.isolation_level = 0;
+        request.isolation_level = match isolation {
+            Isolation::ReadUncommitted => READ_UNCOMMITTED,
+            Isolation::ReadCommitted => READ_COMMITTED,
+        };
         request.timeout_ms = IO_TIMEOUT.as_millis() as i32;
         request.topics = by_topic
             .into_iter()
@@ -552,13 +574,20 @@ pub const HEADERS: [&str; 9] = [
     "CLIENT-ID",
 ];
 
+/// The end column's header when lag is measured to the last stable offset.
+pub const STABLE_END_HEADER: &str = "LAST-STABLE-OFFSET";
+
 /// Renders rows as a table: a header line and aligned columns separated by at least one
 /// space, `-` for an unknown value.
-pub fn render(rows: &[Row]) -> String {
+pub fn render(rows: &[Row], isolation: Isolation) -> String {
     fn cell<T: ToString>(v: &Option<T>) -> String {
         v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
     }
-    let mut table: Vec<[String; 9]> = vec![HEADERS.map(str::to_string)];
+    let mut headers = HEADERS.map(str::to_string);
+    if isolation == Isolation::ReadCommitted {
+        headers[4] = STABLE_END_HEADER.to_string();
+    }
+    let mut table: Vec<[String; 9]> = vec![headers];
     for r in rows {
         table.push([
             r.group.clone(),
@@ -595,9 +624,14 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
-/// The rows of `group` (or of every group), querying the broker at `bootstrap`. Notes for the
-/// user (a group with no members) go to `notes`.
-pub fn collect(bootstrap: &str, group: Option<&str>, notes: &mut Vec<String>) -> Result<Vec<Row>> {
+/// The rows of `group` (or of every group), querying the broker at `bootstrap`, lag measured
+/// to the end `isolation` names. Notes for the user (a group with no members) go to `notes`.
+pub fn collect(
+    bootstrap: &str,
+    group: Option<&str>,
+    isolation: Isolation,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Row>> {
     let mut client = Client::connect(bootstrap)?;
     let groups = match group {
         Some(g) => vec![g.to_string()],
@@ -617,7 +651,7 @@ pub fn collect(bootstrap: &str, group: Option<&str>, notes: &mut Vec<String>) ->
             .flat_map(|m| m.assigned.iter().cloned())
             .chain(committed.keys().cloned())
             .collect();
-        let log_end = client.log_end_offsets(&partitions)?;
+        let log_end = client.log_end_offsets(&partitions, isolation)?;
         if members.is_empty() {
             notes.push(format!(
                 "Consumer group '{g}' has no active members (state {state})."
@@ -630,14 +664,19 @@ pub fn collect(bootstrap: &str, group: Option<&str>, notes: &mut Vec<String>) ->
 
 /// `corelog lag`: prints the table on stdout; an error is one line on stderr and a non-zero
 /// exit status.
-pub fn run(bootstrap: &str, group: Option<&str>) -> std::process::ExitCode {
+pub fn run(bootstrap: &str, group: Option<&str>, read_committed: bool) -> std::process::ExitCode {
+    let isolation = if read_committed {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let mut notes = Vec::new();
-    match collect(bootstrap, group, &mut notes) {
+    match collect(bootstrap, group, isolation, &mut notes) {
         Ok(rows) => {
             for n in &notes {
                 eprintln!("{n}");
             }
-            print!("{}", render(&rows));
+            print!("{}", render(&rows, isolation));
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
@@ -729,9 +768,19 @@ mod tests {
                 client_id: None,
             },
         ];
-        let text = render(&rows);
+        let text = render(&rows, Isolation::ReadUncommitted);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
+        // Measured to the last stable offset, the end column says so.
+        let stable = render(&rows[..1], Isolation::ReadCommitted);
+        assert_eq!(
+            stable.lines().next().unwrap(),
+            "GROUP   TOPIC  PARTITION CURRENT-OFFSET LAST-STABLE-OFFSET LAG CONSUMER-ID HOST       CLIENT-ID"
+        );
+        assert_eq!(
+            stable.lines().nth(1).unwrap(),
+            "group-a orders 0         5              12                 7   rdkafka-1   /127.0.0.1 rdkafka"
+        );
         assert_eq!(
             lines[0],
             "GROUP   TOPIC  PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST       CLIENT-ID"
@@ -785,7 +834,12 @@ mod tests {
             .unwrap()
             .port();
         let mut notes = Vec::new();
-        match collect(&format!("127.0.0.1:{port}"), None, &mut notes) {
+        match collect(
+            &format!("127.0.0.1:{port}"),
+            None,
+            Isolation::ReadCommitted,
+            &mut notes,
+        ) {
             Err(LagError::Connect(_)) => {}
             other => panic!("expected a connect error, got {other:?}"),
         }

@@ -57,6 +57,9 @@ enum Command {
         /// The broker to ask, HOST:PORT (a comma-separated list is tried in order).
         #[arg(long, default_value = "127.0.0.1:9092")]
         bootstrap: String,
+        /// Measure lag to the last stable offset, as a read_committed consumer sees it.
+        #[arg(long)]
+        read_committed: bool,
     },
 }
 
@@ -69,7 +72,11 @@ fn main() -> ExitCode {
         .init();
     let (config, set) = match Cli::parse().command {
         Command::Serve { config, set } => (config, set),
-        Command::Lag { group, bootstrap } => return lag::run(&bootstrap, group.as_deref()),
+        Command::Lag {
+            group,
+            bootstrap,
+            read_committed,
+        } => return lag::run(&bootstrap, group.as_deref(), read_committed),
     };
     let mut props = match config {
         Some(path) => match std::fs::read_to_string(&path) {

@@ -6,6 +6,11 @@
 //! (`Connection: close`), a request head larger than [`MAX_REQUEST_BYTES`] closes the
 //! connection, and at most [`MAX_CONNECTIONS`] scrapes are served at once. Log-end offsets are
 //! asked of each partition's owner shard, one message per shard per scrape.
+//!
+//! Transactions: each partition's last stable offset (LSO) is exported too, and lag is given
+//! twice: `corelog_consumer_lag` to the high watermark (what Kafka's tools show) and
+//! `corelog_consumer_lag_stable` to the LSO, the lag of a read_committed consumer (records of
+//! open transactions are not consumable yet, so they are not its lag).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -36,6 +41,8 @@ use crate::groups::CommittedOffset;
 pub struct Snapshot {
     /// (topic, partition) → log-end offset (the high watermark, what ListOffsets LATEST answers).
     pub log_end: BTreeMap<(String, i32), i64>,
+    /// (topic, partition) → last stable offset (what ListOffsets LATEST read_committed answers).
+    pub stable_end: BTreeMap<(String, i32), i64>,
     pub committed: Vec<CommittedOffset>,
     pub open_connections: u64,
     pub fetch_zero_copy_bytes: u64,
@@ -94,6 +101,22 @@ pub fn render(s: &Snapshot) -> String {
     }
     family(
         &mut out,
+        "corelog_consumer_lag_stable",
+        "gauge",
+        "Records between a consumer group's committed offset and the partition's last stable offset (the lag of a read_committed consumer).",
+    );
+    for c in &committed {
+        if let Some(end) = s.stable_end.get(&(c.topic.clone(), c.partition)) {
+            let _ = writeln!(
+                out,
+                "corelog_consumer_lag_stable{{{}}} {}",
+                labels(c),
+                (end - c.offset).max(0)
+            );
+        }
+    }
+    family(
+        &mut out,
         "corelog_consumer_committed_offset",
         "gauge",
         "The offset a consumer group committed for a partition.",
@@ -116,6 +139,19 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(
             out,
             "corelog_log_end_offset{{topic=\"{}\",partition=\"{partition}\"}} {end}",
+            escape_label(topic)
+        );
+    }
+    family(
+        &mut out,
+        "corelog_last_stable_offset",
+        "gauge",
+        "The last stable offset of a partition (below it no transaction is open).",
+    );
+    for ((topic, partition), end) in &s.stable_end {
+        let _ = writeln!(
+            out,
+            "corelog_last_stable_offset{{topic=\"{}\",partition=\"{partition}\"}} {end}",
             escape_label(topic)
         );
     }
@@ -307,6 +343,7 @@ async fn gather() -> Snapshot {
         }
     }
     let mut log_end = BTreeMap::new();
+    let mut stable_end = BTreeMap::new();
     for (id, partitions) in per_shard.into_iter().enumerate() {
         if partitions.is_empty() {
             continue;
@@ -319,10 +356,14 @@ async fn gather() -> Snapshot {
                 .spawn_on(id, move || async move { high_watermarks(partitions) })
                 .await
         };
-        log_end.extend(ends);
+        for (tp, (hw, lso)) in ends {
+            stable_end.insert(tp.clone(), lso);
+            log_end.insert(tp, hw);
+        }
     }
     Snapshot {
         log_end,
+        stable_end,
         committed: crate::groups::committed_offsets().await,
         open_connections: broker.open_connections.load(Ordering::Relaxed) as u64,
         fetch_zero_copy_bytes: crate::handlers::fetch::ZERO_COPY_BYTES.load(Ordering::Relaxed),
@@ -330,14 +371,19 @@ async fn gather() -> Snapshot {
     }
 }
 
-/// On the owner shard: the high watermark of each of `partitions` that is open here.
-fn high_watermarks(partitions: Vec<(String, u32)>) -> Vec<((String, i32), i64)> {
+/// On the owner shard: the high watermark and last stable offset of each of `partitions` that
+/// is open here.
+fn high_watermarks(partitions: Vec<(String, u32)>) -> Vec<((String, i32), (i64, i64))> {
     let state = shard();
     partitions
         .into_iter()
         .filter_map(|(topic, p)| {
             let hw = state.local_partition(&topic, p)?.log().high_watermark();
-            Some(((topic, p as i32), hw))
+            let lso = state
+                .producers
+                .get(&topic, p)
+                .map_or(hw, |s| s.borrow().last_stable_offset(hw));
+            Some(((topic, p as i32), (hw, lso)))
         })
         .collect()
 }
@@ -365,6 +411,14 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            // An open transaction holds t-1 at 7.
+            stable_end: [
+                (("t".to_string(), 1), 7),
+                (("t".to_string(), 0), 20),
+                (("u".to_string(), 0), 3),
+            ]
+            .into_iter()
+            .collect(),
             committed: vec![
                 offset("g", "t", 1, 4),
                 offset("g", "t", 0, 20),
@@ -385,6 +439,9 @@ mod tests {
                 r#"corelog_consumer_lag{group="a",topic="u",partition="0"} 0"#,
                 r#"corelog_consumer_lag{group="g",topic="t",partition="0"} 0"#,
                 r#"corelog_consumer_lag{group="g",topic="t",partition="1"} 6"#,
+                r#"corelog_consumer_lag_stable{group="a",topic="u",partition="0"} 0"#,
+                r#"corelog_consumer_lag_stable{group="g",topic="t",partition="0"} 0"#,
+                r#"corelog_consumer_lag_stable{group="g",topic="t",partition="1"} 3"#,
                 r#"corelog_consumer_committed_offset{group="a",topic="gone",partition="0"} 1"#,
                 r#"corelog_consumer_committed_offset{group="a",topic="u",partition="0"} 5"#,
                 r#"corelog_consumer_committed_offset{group="g",topic="t",partition="0"} 20"#,
@@ -392,6 +449,9 @@ mod tests {
                 r#"corelog_log_end_offset{topic="t",partition="0"} 20"#,
                 r#"corelog_log_end_offset{topic="t",partition="1"} 10"#,
                 r#"corelog_log_end_offset{topic="u",partition="0"} 3"#,
+                r#"corelog_last_stable_offset{topic="t",partition="0"} 20"#,
+                r#"corelog_last_stable_offset{topic="t",partition="1"} 7"#,
+                r#"corelog_last_stable_offset{topic="u",partition="0"} 3"#,
                 "corelog_open_connections 3",
                 "corelog_fetch_zero_copy_bytes_total 100",
                 "corelog_fetch_copied_bytes_total 7",
@@ -399,7 +459,7 @@ mod tests {
         );
         // Every family is declared once, before its samples.
         assert!(text.starts_with("# HELP corelog_consumer_lag "));
-        assert_eq!(text.matches("# TYPE ").count(), 6);
+        assert_eq!(text.matches("# TYPE ").count(), 8);
         assert!(text.contains("# TYPE corelog_fetch_copied_bytes_total counter\n"));
         assert!(text.ends_with('\n'));
     }

@@ -133,8 +133,6 @@ struct Closing {
     commit: bool,
     /// Its write finished (it leaves the queue once every marker before it has too).
     done: bool,
-    /// Its write failed: nothing is indexed and the transaction is open again.
-    failed: bool,
 }
 
 /// What to do with a producer's batch.
@@ -350,7 +348,6 @@ impl PartitionProducers {
             first_offset,
             commit,
             done: false,
-            failed: false,
         });
         Ok(())
     }
@@ -365,27 +362,28 @@ impl PartitionProducers {
         written: bool,
         high_watermark: i64,
     ) -> Vec<AbortedTxn> {
-        let closing = self
+        let at = self
             .closing
-            .iter_mut()
-            .find(|c| c.marker_offset == marker_offset)
+            .iter()
+            .position(|c| c.marker_offset == marker_offset && !c.done)
             .expect("finish_marker of a marker that began");
-        assert!(!closing.done, "marker at {marker_offset} finished twice");
-        closing.done = true;
-        closing.failed = !written;
+        if !written {
+            // Nothing to index, and its offset may be predicted again by the next marker (an
+            // append that failed before its write assigned nothing): it leaves at once.
+            let c = self.closing.remove(at).expect("found above");
+            if let Some(first) = c.first_offset {
+                let entry = self.producers.entry(c.producer_id).or_default();
+                if entry.txn_first_offset.is_none() {
+                    entry.txn_first_offset = Some(first);
+                    self.open_txns.insert(first, c.producer_id);
+                }
+            }
+        } else {
+            self.closing[at].done = true;
+        }
         let mut aborted = Vec::new();
         while self.closing.front().is_some_and(|c| c.done) {
             let c = self.closing.pop_front().expect("front exists");
-            if c.failed {
-                if let Some(first) = c.first_offset {
-                    let entry = self.producers.entry(c.producer_id).or_default();
-                    if entry.txn_first_offset.is_none() {
-                        entry.txn_first_offset = Some(first);
-                        self.open_txns.insert(first, c.producer_id);
-                    }
-                }
-                continue;
-            }
             if !c.commit {
                 aborted.push(AbortedTxn {
                     producer_id: c.producer_id,
@@ -989,6 +987,25 @@ mod txn_tests {
             "open again after a failed marker"
         );
         assert_eq!(s.describe()[0].current_txn_start_offset, 2);
+        // A marker failing while an earlier one is still being written leaves at once: the
+        // next marker may be given the same offset.
+        s.record_batch(5, 4, meta(1, 1, 4), true, 1);
+        s.begin_marker(5, 4, 0, false, 3, 1).unwrap();
+        s.record_batch(6, 0, meta(0, 0, 5), true, 1);
+        s.begin_marker(6, 0, 0, false, 6, 1).unwrap();
+        assert_eq!(s.finish_marker(6, false, 6), Vec::new());
+        s.begin_marker(6, 0, 0, false, 6, 1).unwrap();
+        assert_eq!(
+            s.finish_marker(6, true, 7),
+            Vec::new(),
+            "waits for offset 3"
+        );
+        let order: Vec<_> = s
+            .finish_marker(3, true, 7)
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+            .collect();
+        assert_eq!(order, vec![(5, 2, 3), (6, 5, 6)]);
         // A failed append forgets the transaction it opened.
         let mut t = PartitionProducers::default();
         t.record_batch(6, 0, meta(0, 0, 7), true, 1);

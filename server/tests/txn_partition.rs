@@ -20,11 +20,14 @@ use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    BrokerId, DescribeProducersRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    ProduceRequest, ProducerId, TopicName,
+    BrokerId, DescribeProducersRequest, FetchRequest, GroupId, InitProducerIdRequest,
+    ListOffsetsRequest, OffsetCommitRequest, ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -577,4 +580,98 @@ fn an_open_librdkafka_transaction_holds_the_lso_across_a_crash() {
     }
     let ps = fetch(&mut c, READ_COMMITTED, &[(0, 0)]);
     assert_eq!(aborted(&ps[0]), vec![(pid, 0)]);
+}
+
+/// Commits `offset` for `group` on TOPIC's `partition` (a standalone commit: no member).
+fn commit_offset(c: &mut Client, group: &str, partition: i32, offset: i64) {
+    let mut p = OffsetCommitRequestPartition::default();
+    p.partition_index = partition;
+    p.committed_offset = offset;
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = name(TOPIC);
+    t.partitions = vec![p];
+    let mut r = OffsetCommitRequest::default();
+    r.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    r.generation_id_or_member_epoch = -1;
+    r.topics = vec![t];
+    let response = c.call(2, &r);
+    assert_eq!(response.topics[0].partitions[0].error_code, NONE);
+}
+
+/// `GET /metrics` on `port`: the body's samples, keyed by `name{labels}`.
+fn scrape(port: u16) -> std::collections::BTreeMap<String, i64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    s.set_read_timeout(Some(TXN_STEP_TIMEOUT)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Lag of a read_committed consumer: `corelog lag --read-committed` and the metric
+/// `corelog_consumer_lag_stable` measure to the LSO, the plain ones to the high watermark.
+#[test]
+fn lag_to_the_last_stable_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    write_topics(dir.path(), &[(TOPIC, 2, &[]), (TXN_STATE_TOPIC, 1, &[])]);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listener = format!("corelog.metrics.listener=127.0.0.1:{metrics_port}");
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "corelog.shards=2",
+            "transaction.state.log.num.partitions=1",
+            &listener,
+        ],
+    );
+    let mut c = broker.client();
+    // p0: HW 4, LSO 1 (the transaction at 1..=2).
+    write_open_transaction(&mut c);
+    commit_offset(&mut c, "g", 0, 0);
+    let lag = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_corelog"))
+            .args(["lag", "--bootstrap", &format!("127.0.0.1:{}", broker.port)])
+            .args(["--group", "g"])
+            .args(extra)
+            .output()
+            .expect("run corelog lag");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect();
+        lines
+    };
+    let plain = lag(&[]);
+    assert_eq!(plain[0][4], "LOG-END-OFFSET");
+    assert_eq!(plain[1][..6], ["g", TOPIC, "0", "0", "4", "4"]);
+    let stable = lag(&["--read-committed"]);
+    assert_eq!(stable[0][4], "LAST-STABLE-OFFSET");
+    assert_eq!(stable[1][..6], ["g", TOPIC, "0", "0", "1", "1"]);
+
+    let samples = scrape(metrics_port);
+    let labels = format!("{{group=\"g\",topic=\"{TOPIC}\",partition=\"0\"}}");
+    assert_eq!(samples[&format!("corelog_consumer_lag{labels}")], 4);
+    assert_eq!(samples[&format!("corelog_consumer_lag_stable{labels}")], 1);
+    let p0 = format!("{{topic=\"{TOPIC}\",partition=\"0\"}}");
+    assert_eq!(samples[&format!("corelog_last_stable_offset{p0}")], 1);
+    assert_eq!(samples[&format!("corelog_log_end_offset{p0}")], 4);
 }
