@@ -752,3 +752,164 @@ fn kafkas_transactions_tool_lists_and_describes() {
         started.elapsed()
     );
 }
+
+/// A `__transaction_state` value (Kafka's TransactionLogValue v0), built here independently of
+/// the broker's encoder.
+fn txn_value(
+    pid: i64,
+    epoch: i16,
+    status: i8,
+    topic: &str,
+    partitions: &[i32],
+    ts: i64,
+) -> Vec<u8> {
+    let mut v = vec![0, 0];
+    v.extend_from_slice(&pid.to_be_bytes());
+    v.extend_from_slice(&epoch.to_be_bytes());
+    v.extend_from_slice(&LONG_TIMEOUT_MS.to_be_bytes());
+    v.push(status as u8);
+    v.extend_from_slice(&1i32.to_be_bytes());
+    v.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    v.extend_from_slice(topic.as_bytes());
+    v.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        v.extend_from_slice(&p.to_be_bytes());
+    }
+    v.extend_from_slice(&ts.to_be_bytes());
+    v.extend_from_slice(&ts.to_be_bytes());
+    v
+}
+
+/// A crash between the PrepareCommit record and the markers: the record is appended to the
+/// stopped broker's `__transaction_state` partition with the engine (what a coordinator that died
+/// right after storing it leaves), and the restarted broker must write the commit markers and
+/// store CompleteCommit by itself.
+#[test]
+fn a_transaction_found_in_prepare_commit_is_completed_at_start() {
+    use corelog_engine::batch::BatchBuilder;
+    use corelog_engine::log::LogConfig;
+    use corelog_engine::partition::AckPoint;
+    use corelog_engine::storage::ShardStorage;
+
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let settings: Vec<String> = PROPS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let mut broker = common::Broker::start(dir.path(), &settings);
+    let mut c = broker.client();
+    let topic = "txn-recover-t";
+    assert_eq!(c.ensure_topic(topic), 4);
+    let id = "txn-r";
+    let r = init(&mut c, 4, id, LONG_TIMEOUT_MS);
+    assert_eq!(r.error_code, NONE);
+    let pe = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(add_error(&mut c, 3, id, pe, &[(topic, &[0, 1])]), NONE);
+    let before = [
+        latest_offset(&mut c, topic, 0),
+        latest_offset(&mut c, topic, 1),
+    ];
+    drop(c);
+    broker.stop();
+
+    const PREPARE_COMMIT: i8 = 2;
+    let p = java_partition(id, 4) as u32;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut key = vec![0, 0];
+    key.extend_from_slice(&(id.len() as i16).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    let value = txn_value(pe.0, pe.1, PREPARE_COMMIT, topic, &[0, 1], now);
+    corelog_engine::runtime::block_on(async {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (part, _) = storage
+            .open_partition("__transaction_state", p, LogConfig::default())
+            .unwrap();
+        let mut batch = BatchBuilder::new(now);
+        batch.push_record(Some(&key), Some(&value), &[], now);
+        part.append(batch.build(), AckPoint::Durable).await.unwrap();
+        storage.flush_all().await;
+        storage.quiesce().await;
+    });
+
+    broker.restart();
+    let mut c = broker.client();
+    // Completed in the background right after start-up.
+    wait_for("the prepared commit completed", || {
+        describe(&mut c, id).state == "CompleteCommit"
+    });
+    let d = describe(&mut c, id);
+    assert_eq!((d.producer_id, d.epoch), pe);
+    assert!(d.partitions.is_empty());
+    assert_eq!(
+        latest_offset(&mut c, topic, 0),
+        before[0] + 1,
+        "commit marker in 0"
+    );
+    assert_eq!(
+        latest_offset(&mut c, topic, 1),
+        before[1] + 1,
+        "commit marker in 1"
+    );
+    assert_eq!(
+        latest_offset(&mut c, topic, 2),
+        0,
+        "no marker where the transaction was not"
+    );
+    // The client's retried EndTxn finds it done.
+    assert_eq!(end_txn(&mut c, 3, id, pe, true), NONE);
+    drop(c);
+    broker.stop();
+    eprintln!(
+        "a_transaction_found_in_prepare_commit_is_completed_at_start: {:?}",
+        started.elapsed()
+    );
+}
+
+/// `transactional.id.expiration.ms`: an idle transactional id is forgotten (a tombstone, so it
+/// stays forgotten after a crash), and its next init gets a new producer id; one with an open
+/// transaction is kept.
+#[test]
+fn idle_transactional_ids_expire() {
+    let started = Instant::now();
+    let mut props = PROPS.to_vec();
+    props.push(("transactional.id.expiration.ms", "300"));
+    props.push((
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "100",
+    ));
+    let mut broker = Broker::start_with(&props);
+    let mut c = client(&broker);
+    let topic = "txn-expiry-t";
+    c.ensure_topic(topic);
+    let (pid, _) = init_ok(&mut c, "txn-idle", LONG_TIMEOUT_MS);
+    let (open_pid, open_epoch) = init_ok(&mut c, "txn-open", LONG_TIMEOUT_MS);
+    assert_eq!(
+        add_error(
+            &mut c,
+            3,
+            "txn-open",
+            (open_pid, open_epoch),
+            &[(topic, &[0])]
+        ),
+        NONE
+    );
+    wait_for("the idle id expired", || {
+        describe(&mut c, "txn-idle").error == TRANSACTIONAL_ID_NOT_FOUND
+    });
+    assert_eq!(describe(&mut c, "txn-open").state, "Ongoing");
+    drop(c);
+    broker.kill_and_restart();
+    let mut c = client(&broker);
+    assert_eq!(
+        describe(&mut c, "txn-idle").error,
+        TRANSACTIONAL_ID_NOT_FOUND
+    );
+    assert_eq!(describe(&mut c, "txn-open").state, "Ongoing");
+    let (pid2, epoch2) = init_ok(&mut c, "txn-idle", LONG_TIMEOUT_MS);
+    assert_ne!(pid2, pid, "a forgotten id gets a new producer id");
+    assert_eq!(epoch2, 0);
+    broker.stop();
+    eprintln!("idle_transactional_ids_expire: {:?}", started.elapsed());
+}
