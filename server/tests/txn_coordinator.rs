@@ -872,9 +872,12 @@ fn a_transaction_found_in_prepare_commit_is_completed_at_start() {
 /// transaction is kept.
 #[test]
 fn idle_transactional_ids_expire() {
+    /// Long enough that the open transaction's init and add never straddle it on a loaded
+    /// machine, short enough to wait for.
+    const EXPIRATION_MS: &str = "1500";
     let started = Instant::now();
     let mut props = PROPS.to_vec();
-    props.push(("transactional.id.expiration.ms", "300"));
+    props.push(("transactional.id.expiration.ms", EXPIRATION_MS));
     props.push((
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         "100",
@@ -883,7 +886,7 @@ fn idle_transactional_ids_expire() {
     let mut c = client(&broker);
     let topic = "txn-expiry-t";
     c.ensure_topic(topic);
-    let (pid, _) = init_ok(&mut c, "txn-idle", LONG_TIMEOUT_MS);
+    // The open transaction starts first, so that it is Ongoing before anything can expire.
     let (open_pid, open_epoch) = init_ok(&mut c, "txn-open", LONG_TIMEOUT_MS);
     assert_eq!(
         add_error(
@@ -895,6 +898,7 @@ fn idle_transactional_ids_expire() {
         ),
         NONE
     );
+    let (pid, _) = init_ok(&mut c, "txn-idle", LONG_TIMEOUT_MS);
     wait_for("the idle id expired", || {
         describe(&mut c, "txn-idle").error == TRANSACTIONAL_ID_NOT_FOUND
     });
