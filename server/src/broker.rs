@@ -48,6 +48,10 @@ pub struct BrokerContext {
     pub offsets_topic_ready: AtomicBool,
     /// Whether `__transaction_state` exists with its partitions open (created on first use).
     pub txn_state_topic_ready: AtomicBool,
+    /// Set once every shard has opened its partitions (work posted to another shard before
+    /// then could find it not started: the transaction coordinator's start-up completions wait
+    /// for it).
+    pub all_shards_started: AtomicBool,
 }
 
 impl BrokerContext {
@@ -271,6 +275,7 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
         shutting_down: AtomicBool::new(false),
         offsets_topic_ready: AtomicBool::new(offsets_topic_exists),
         txn_state_topic_ready: AtomicBool::new(txn_state_topic_exists),
+        all_shards_started: AtomicBool::new(false),
     });
     let shards = ShardSet::new(ShardConfig {
         count: broker.config.shards,
@@ -286,6 +291,7 @@ pub fn start(config: BrokerConfig) -> io::Result<(ShardSet, Arc<BrokerContext>)>
     for s in started {
         s.wait()?;
     }
+    broker.all_shards_started.store(true, Ordering::Release);
     Ok((shards, broker))
 }
 

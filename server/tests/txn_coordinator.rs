@@ -14,7 +14,20 @@
 //!   `kafka-dump-log --transaction-log-decoder` reads `__transaction_state`;
 //! - timeouts: an Ongoing transaction older than its timeout is aborted with its epoch bumped,
 //!   so the producer that opened it is fenced;
+//! - a transaction left in PrepareCommit by a crash is completed when the broker starts;
+//! - idle transactional ids expire (`transactional.id.expiration.ms`);
 //! - Kafka's `kafka-transactions` tool lists and describes transactions.
+//!
+//! The two tests that need no restart also pass against a real Apache Kafka 4.4 with
+//! `transaction.version=0` (how their expectations were checked):
+//!
+//! ```text
+//! bash scripts/kafka-reference.sh start --port P --controller-port C
+//! bash scripts/kafka-tool.sh kafka-features --bootstrap-server 127.0.0.1:P \
+//!      downgrade --feature transaction.version=0
+//! CORELOG_INTEROP_BOOTSTRAP=127.0.0.1:P cargo test --release -p corelog-server \
+//!      --test txn_coordinator -- fencing kafkas_transactions_tool
+//! ```
 
 mod common;
 mod interop_support;
@@ -38,6 +51,7 @@ use interop_support::{create_topic, repo_root, run_with_timeout, unique_topic, B
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_REQUEST: i16 = 42;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
@@ -432,23 +446,28 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
     assert_eq!(d.partitions, want);
     assert!(d.start_ms > 0, "start time {}", d.start_ms);
 
-    // ListTransactions and its filters.
-    let all = listed_ids(&list(&mut c, 1, &[], &[], -1));
-    assert!(
-        all.contains(&(id.to_string(), pid, "Ongoing".to_string())),
-        "{all:?}"
+    // ListTransactions and its filters (only this test's id is looked at: an external broker
+    // lists those of other runs too).
+    let mine = |r: &ListTransactionsResponse| -> Vec<(String, i64, String)> {
+        listed_ids(r).into_iter().filter(|t| &t.0 == id).collect()
+    };
+    let me = vec![(id.to_string(), pid, "Ongoing".to_string())];
+    assert_eq!(mine(&list(&mut c, 1, &[], &[], -1)), me);
+    assert_eq!(mine(&list(&mut c, 0, &["Ongoing"], &[], -1)), me);
+    assert!(mine(&list(&mut c, 0, &["Empty"], &[], -1)).is_empty());
+    assert!(mine(&list(&mut c, 0, &[], &[pid + 1], -1)).is_empty());
+    assert_eq!(
+        listed_ids(&list(&mut c, 0, &[], &[pid], -1)),
+        me,
+        "by producer id"
     );
-    let ongoing = listed_ids(&list(&mut c, 0, &["Ongoing"], &[], -1));
-    assert_eq!(ongoing, vec![(id.to_string(), pid, "Ongoing".to_string())]);
-    assert!(listed_ids(&list(&mut c, 0, &["Empty"], &[], -1)).is_empty());
-    assert!(listed_ids(&list(&mut c, 0, &[], &[pid + 1], -1)).is_empty());
     let unknown = list(&mut c, 0, &["NoSuchState"], &[], -1);
     assert_eq!(unknown.unknown_state_filters, vec![s("NoSuchState")]);
     assert!(unknown.transaction_states.is_empty());
     // v1: running longer than an hour (no), longer than 0 ms (yes, once a millisecond passed).
-    assert!(listed_ids(&list(&mut c, 1, &[], &[], 3_600_000)).is_empty());
+    assert!(mine(&list(&mut c, 1, &[], &[], 3_600_000)).is_empty());
     std::thread::sleep(Duration::from_millis(2));
-    assert_eq!(listed_ids(&list(&mut c, 1, &["Ongoing"], &[], 0)).len(), 1);
+    assert_eq!(mine(&list(&mut c, 1, &["Ongoing"], &[], 0)), me);
 
     // Commit: a marker in every partition, then CompleteCommit with no partitions.
     let offsets_before = latest_offset(&mut c, "__consumer_offsets", offsets_partition);
@@ -500,11 +519,35 @@ fn fencing_error_codes_and_a_transaction_to_the_end() {
     );
     let d = describe(&mut c, id);
     assert_eq!((d.state.as_str(), d.epoch), ("Empty", 3));
+
+    // KIP-360 (v3+): a producer that knows its producer id and epoch bumps its own epoch; a
+    // retry of that init gets the same epoch; a stale epoch or a foreign producer id is fenced
+    // (INVALID_PRODUCER_EPOCH before v4); a producer id without an epoch is invalid.
+    let kip360 = |c: &mut Client, version: i16, expected: (i64, i16)| {
+        let mut r = InitProducerIdRequest::default();
+        r.transactional_id = Some(TransactionalId(s(id)));
+        r.transaction_timeout_ms = LONG_TIMEOUT_MS;
+        r.producer_id = ProducerId(expected.0);
+        r.producer_epoch = expected.1;
+        let r = c.call(version, &r);
+        (r.error_code, r.producer_id.0, r.producer_epoch)
+    };
+    assert_eq!(kip360(&mut c, 4, (pid, 3)), (NONE, pid, 4));
+    assert_eq!(
+        kip360(&mut c, 4, (pid, 3)),
+        (NONE, pid, 4),
+        "a retried init"
+    );
+    assert_eq!(kip360(&mut c, 4, (pid, 1)).0, PRODUCER_FENCED);
+    assert_eq!(kip360(&mut c, 3, (pid, 1)).0, INVALID_PRODUCER_EPOCH);
+    assert_eq!(kip360(&mut c, 4, (pid + 1000, 4)).0, PRODUCER_FENCED);
+    assert_eq!(kip360(&mut c, 4, (pid, -1)).0, INVALID_REQUEST);
+    assert_eq!(describe(&mut c, id).epoch, 4);
     assert_eq!(end_txn(&mut c, 3, id, live, false), PRODUCER_FENCED);
 
     // Unknown and empty ids in DescribeTransactions.
     assert_eq!(describe(&mut c, never).error, TRANSACTIONAL_ID_NOT_FOUND);
-    assert_eq!(describe(&mut c, "").error, 42);
+    assert_eq!(describe(&mut c, "").error, INVALID_REQUEST);
     broker.stop();
     eprintln!(
         "fencing_error_codes_and_a_transaction_to_the_end: {:?}",
@@ -694,14 +737,17 @@ fn kafkas_transactions_tool_lists_and_describes() {
     let started = Instant::now();
     let broker = Broker::start_with(PROPS);
     let mut c = client(&broker);
-    let topic = "txn-tool-t";
-    c.ensure_topic(topic);
-    let (pid, epoch) = init_ok(&mut c, "txn-tool", LONG_TIMEOUT_MS);
+    let topic = &unique_topic("txn-tool-t");
+    create_topic(&broker.bootstrap(), topic, 4);
+    // Unique ids: an external broker keeps those of earlier runs.
+    let id = &unique_topic("txn-tool");
+    let idle = &unique_topic("txn-tool-idle");
+    let (pid, epoch) = init_ok(&mut c, id, LONG_TIMEOUT_MS);
     assert_eq!(
-        add_error(&mut c, 3, "txn-tool", (pid, epoch), &[(topic, &[0, 2])]),
+        add_error(&mut c, 3, id, (pid, epoch), &[(topic, &[0, 2])]),
         NONE
     );
-    let (idle_pid, _) = init_ok(&mut c, "txn-tool-idle", LONG_TIMEOUT_MS);
+    let (idle_pid, _) = init_ok(&mut c, idle, LONG_TIMEOUT_MS);
 
     let listed = kafka_transactions(&broker, &["list"]);
     let row = |id: &str| -> Vec<String> {
@@ -714,19 +760,13 @@ fn kafkas_transactions_tool_lists_and_describes() {
             .collect()
     };
     // TransactionalId Coordinator ProducerId TransactionState
-    assert_eq!(
-        row("txn-tool")[2..],
-        [pid.to_string(), "Ongoing".to_string()]
-    );
-    assert_eq!(
-        row("txn-tool-idle")[2..],
-        [idle_pid.to_string(), "Empty".to_string()]
-    );
+    assert_eq!(row(id)[2..], [pid.to_string(), "Ongoing".to_string()]);
+    assert_eq!(row(idle)[2..], [idle_pid.to_string(), "Empty".to_string()]);
 
-    let described = kafka_transactions(&broker, &["describe", "--transactional-id", "txn-tool"]);
+    let described = kafka_transactions(&broker, &["describe", "--transactional-id", id]);
     let line = described
         .lines()
-        .find(|l| l.contains("txn-tool"))
+        .find(|l| l.split_whitespace().nth(1) == Some(id.as_str()))
         .unwrap_or_else(|| panic!("no row:\n{described}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
     // CoordinatorId TransactionalId ProducerId ProducerEpoch TransactionState
@@ -734,7 +774,7 @@ fn kafkas_transactions_tool_lists_and_describes() {
     assert_eq!(
         cols[1..6],
         [
-            "txn-tool",
+            id.as_str(),
             &pid.to_string(),
             &epoch.to_string(),
             "Ongoing",
@@ -751,4 +791,169 @@ fn kafkas_transactions_tool_lists_and_describes() {
         "kafkas_transactions_tool_lists_and_describes: {:?}",
         started.elapsed()
     );
+}
+
+/// A `__transaction_state` value (Kafka's TransactionLogValue v0), built here independently of
+/// the broker's encoder.
+fn txn_value(
+    pid: i64,
+    epoch: i16,
+    status: i8,
+    topic: &str,
+    partitions: &[i32],
+    ts: i64,
+) -> Vec<u8> {
+    let mut v = vec![0, 0];
+    v.extend_from_slice(&pid.to_be_bytes());
+    v.extend_from_slice(&epoch.to_be_bytes());
+    v.extend_from_slice(&LONG_TIMEOUT_MS.to_be_bytes());
+    v.push(status as u8);
+    v.extend_from_slice(&1i32.to_be_bytes());
+    v.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    v.extend_from_slice(topic.as_bytes());
+    v.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        v.extend_from_slice(&p.to_be_bytes());
+    }
+    v.extend_from_slice(&ts.to_be_bytes());
+    v.extend_from_slice(&ts.to_be_bytes());
+    v
+}
+
+/// A crash between the PrepareCommit record and the markers: the record is appended to the
+/// stopped broker's `__transaction_state` partition with the engine (what a coordinator that died
+/// right after storing it leaves), and the restarted broker must write the commit markers and
+/// store CompleteCommit by itself.
+#[test]
+fn a_transaction_found_in_prepare_commit_is_completed_at_start() {
+    use corelog_engine::batch::BatchBuilder;
+    use corelog_engine::log::LogConfig;
+    use corelog_engine::partition::AckPoint;
+    use corelog_engine::storage::ShardStorage;
+
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let settings: Vec<String> = PROPS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let mut broker = common::Broker::start(dir.path(), &settings);
+    let mut c = broker.client();
+    let topic = "txn-recover-t";
+    assert_eq!(c.ensure_topic(topic), 4);
+    let id = "txn-r";
+    let r = init(&mut c, 4, id, LONG_TIMEOUT_MS);
+    assert_eq!(r.error_code, NONE);
+    let pe = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(add_error(&mut c, 3, id, pe, &[(topic, &[0, 1])]), NONE);
+    let before = [
+        latest_offset(&mut c, topic, 0),
+        latest_offset(&mut c, topic, 1),
+    ];
+    drop(c);
+    broker.stop();
+
+    const PREPARE_COMMIT: i8 = 2;
+    let p = java_partition(id, 4) as u32;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut key = vec![0, 0];
+    key.extend_from_slice(&(id.len() as i16).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    let value = txn_value(pe.0, pe.1, PREPARE_COMMIT, topic, &[0, 1], now);
+    corelog_engine::runtime::block_on(async {
+        let storage = ShardStorage::new(dir.path()).unwrap();
+        let (part, _) = storage
+            .open_partition("__transaction_state", p, LogConfig::default())
+            .unwrap();
+        let mut batch = BatchBuilder::new(now);
+        batch.push_record(Some(&key), Some(&value), &[], now);
+        part.append(batch.build(), AckPoint::Durable).await.unwrap();
+        storage.flush_all().await;
+        storage.quiesce().await;
+    });
+
+    broker.restart();
+    let mut c = broker.client();
+    // Completed in the background right after start-up.
+    wait_for("the prepared commit completed", || {
+        describe(&mut c, id).state == "CompleteCommit"
+    });
+    let d = describe(&mut c, id);
+    assert_eq!((d.producer_id, d.epoch), pe);
+    assert!(d.partitions.is_empty());
+    assert_eq!(
+        latest_offset(&mut c, topic, 0),
+        before[0] + 1,
+        "commit marker in 0"
+    );
+    assert_eq!(
+        latest_offset(&mut c, topic, 1),
+        before[1] + 1,
+        "commit marker in 1"
+    );
+    assert_eq!(
+        latest_offset(&mut c, topic, 2),
+        0,
+        "no marker where the transaction was not"
+    );
+    // The client's retried EndTxn finds it done.
+    assert_eq!(end_txn(&mut c, 3, id, pe, true), NONE);
+    drop(c);
+    broker.stop();
+    eprintln!(
+        "a_transaction_found_in_prepare_commit_is_completed_at_start: {:?}",
+        started.elapsed()
+    );
+}
+
+/// `transactional.id.expiration.ms`: an idle transactional id is forgotten (a tombstone, so it
+/// stays forgotten after a crash), and its next init gets a new producer id; one with an open
+/// transaction is kept.
+#[test]
+fn idle_transactional_ids_expire() {
+    /// Long enough that the open transaction's init and add never straddle it on a loaded
+    /// machine, short enough to wait for.
+    const EXPIRATION_MS: &str = "1500";
+    let started = Instant::now();
+    let mut props = PROPS.to_vec();
+    props.push(("transactional.id.expiration.ms", EXPIRATION_MS));
+    props.push((
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "100",
+    ));
+    let mut broker = Broker::start_with(&props);
+    let mut c = client(&broker);
+    let topic = "txn-expiry-t";
+    c.ensure_topic(topic);
+    // The open transaction starts first, so that it is Ongoing before anything can expire.
+    let (open_pid, open_epoch) = init_ok(&mut c, "txn-open", LONG_TIMEOUT_MS);
+    assert_eq!(
+        add_error(
+            &mut c,
+            3,
+            "txn-open",
+            (open_pid, open_epoch),
+            &[(topic, &[0])]
+        ),
+        NONE
+    );
+    let (pid, _) = init_ok(&mut c, "txn-idle", LONG_TIMEOUT_MS);
+    wait_for("the idle id expired", || {
+        describe(&mut c, "txn-idle").error == TRANSACTIONAL_ID_NOT_FOUND
+    });
+    assert_eq!(describe(&mut c, "txn-open").state, "Ongoing");
+    drop(c);
+    broker.kill_and_restart();
+    let mut c = client(&broker);
+    assert_eq!(
+        describe(&mut c, "txn-idle").error,
+        TRANSACTIONAL_ID_NOT_FOUND
+    );
+    assert_eq!(describe(&mut c, "txn-open").state, "Ongoing");
+    let (pid2, epoch2) = init_ok(&mut c, "txn-idle", LONG_TIMEOUT_MS);
+    assert_ne!(pid2, pid, "a forgotten id gets a new producer id");
+    assert_eq!(epoch2, 0);
+    broker.stop();
+    eprintln!("idle_transactional_ids_expire: {:?}", started.elapsed());
 }

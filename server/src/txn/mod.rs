@@ -52,6 +52,8 @@ pub const TXN_STATE_TOPIC: &str = "__transaction_state";
 const TXN_STATE_TOPIC_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often it looks while waiting.
 const TXN_STATE_TOPIC_POLL: Duration = Duration::from_millis(10);
+/// How often start-up completions look whether every shard has started.
+const STARTED_POLL: Duration = Duration::from_millis(5);
 /// How often the housekeeping loops look whether the broker is shutting down (and whether an
 /// interval has passed).
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(100);
@@ -160,15 +162,31 @@ impl ShardTxns {
 /// PrepareAbort (Ongoing ones stay open until their timeout, as in Kafka), and starts the
 /// housekeeping loops.
 pub fn start(state: &Rc<ShardState>) {
-    for txn in state.txns.all() {
-        let (id, s) = {
-            let m = txn.borrow();
-            (m.transactional_id.clone(), m.state)
-        };
-        if s.is_prepare() {
-            tracing::info!("completing transaction {id} found in {}", s.name());
-            coordinator::complete_in_background(state.clone(), txn);
-        }
+    let prepared: Vec<_> = state
+        .txns
+        .all()
+        .into_iter()
+        .filter(|t| t.borrow().state.is_prepare())
+        .collect();
+    if !prepared.is_empty() {
+        let state = state.clone();
+        runtime::spawn(async move {
+            // The markers go to partitions of every shard: wait until all are open.
+            while !state.broker.all_shards_started.load(Ordering::Acquire) {
+                if state.broker.shutting_down.load(Ordering::Relaxed) {
+                    return;
+                }
+                runtime::sleep(STARTED_POLL).await;
+            }
+            for txn in prepared {
+                let (id, s) = {
+                    let m = txn.borrow();
+                    (m.transactional_id.clone(), m.state)
+                };
+                tracing::info!("completing transaction {id} found in {}", s.name());
+                coordinator::complete_in_background(state.clone(), txn);
+            }
+        });
     }
     runtime::spawn(housekeeping(state.clone()));
 }
@@ -188,6 +206,9 @@ async fn housekeeping(state: Rc<ShardState>) {
         runtime::sleep(wake.saturating_duration_since(now).min(HOUSEKEEPING_TICK)).await;
         if state.broker.shutting_down.load(Ordering::Relaxed) {
             return;
+        }
+        if !state.broker.all_shards_started.load(Ordering::Acquire) {
+            continue;
         }
         let now = Instant::now();
         if now >= next_abort {
