@@ -339,6 +339,88 @@ fn rdkafka_commit_and_abort_alternately_across_partitions() {
     broker.stop();
 }
 
+const LSO_PARTITIONS: i32 = 3;
+
+/// The last stable offset: while one producer's transaction is open, a read_committed consumer
+/// stops at its first record, even for records of another producer's transaction committed after
+/// it; once it commits (or aborts) everything up to the end is readable (without its records if
+/// it aborted).
+#[test]
+fn rdkafka_read_committed_stops_at_an_open_transaction() {
+    let broker = Broker::start_with(TXN_PROPS);
+    let b = broker.bootstrap();
+    let topic = unique_topic("txn-lso");
+    create_topic(&b, &topic, LSO_PARTITIONS);
+    let a = txn_producer(&b, &unique_topic("txn-lso-a"), NORMAL_TXN_TIMEOUT_MS);
+    let bp = txn_producer(&b, &unique_topic("txn-lso-b"), NORMAL_TXN_TIMEOUT_MS);
+    a.init_transactions(TXN_CALL_TIMEOUT).expect("A init");
+    bp.init_transactions(TXN_CALL_TIMEOUT).expect("B init");
+    let recs = |tag: &str| -> Vec<(i32, String, String)> {
+        (0..LSO_PARTITIONS)
+            .map(|p| (p, tag.to_string(), format!("{tag}-p{p}")))
+            .collect()
+    };
+    let per_partition = |tags: &[&str]| -> Vec<Vec<String>> {
+        (0..LSO_PARTITIONS)
+            .map(|p| tags.iter().map(|t| format!("{t}-p{p}")).collect())
+            .collect()
+    };
+    let read = |isolation, want: &Vec<Vec<String>>| {
+        let n: usize = want.iter().map(Vec::len).sum();
+        values(&read_partitions(
+            &b,
+            &topic,
+            LSO_PARTITIONS,
+            isolation,
+            READ_TIMEOUT,
+            |parts| parts.iter().map(Vec::len).sum::<usize>() >= n,
+        ))
+    };
+
+    // A's transaction is open when B's commits after it.
+    a.begin_transaction().expect("A begin 1");
+    send_and_wait(&a, &topic, &recs("a1"));
+    bp.begin_transaction().expect("B begin 1");
+    send_and_wait(&bp, &topic, &recs("b1"));
+    bp.commit_transaction(TXN_CALL_TIMEOUT).expect("B commit 1");
+    let nothing: Vec<Vec<String>> = vec![Vec::new(); LSO_PARTITIONS as usize];
+    assert_eq!(
+        read(Isolation::ReadCommitted, &nothing),
+        nothing,
+        "read_committed went past the first record of an open transaction"
+    );
+    let both = per_partition(&["a1", "b1"]);
+    assert_eq!(read(Isolation::ReadUncommitted, &both), both);
+    a.commit_transaction(TXN_CALL_TIMEOUT).expect("A commit 1");
+    assert_eq!(
+        read(Isolation::ReadCommitted, &both),
+        both,
+        "read_committed after the open transaction committed"
+    );
+
+    // Again, and this time A aborts.
+    a.begin_transaction().expect("A begin 2");
+    send_and_wait(&a, &topic, &recs("a2"));
+    bp.begin_transaction().expect("B begin 2");
+    send_and_wait(&bp, &topic, &recs("b2"));
+    bp.commit_transaction(TXN_CALL_TIMEOUT).expect("B commit 2");
+    assert_eq!(
+        read(Isolation::ReadCommitted, &both),
+        both,
+        "read_committed went past the first record of the second open transaction"
+    );
+    a.abort_transaction(TXN_CALL_TIMEOUT).expect("A abort 2");
+    let after = per_partition(&["a1", "b1", "b2"]);
+    assert_eq!(
+        read(Isolation::ReadCommitted, &after),
+        after,
+        "read_committed after the open transaction aborted"
+    );
+    let all = per_partition(&["a1", "b1", "a2", "b2"]);
+    assert_eq!(read(Isolation::ReadUncommitted, &all), all);
+    broker.stop();
+}
+
 const OFFSETS_INPUT_PARTITIONS: i32 = 2;
 const OFFSETS_INPUT_RECORDS_PER_PARTITION: usize = 10;
 
