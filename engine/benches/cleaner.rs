@@ -102,7 +102,7 @@ fn cleaning(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(bytes));
         group.bench_function(BenchmarkId::new("overwrites", format!("{codec:?}")), |b| {
             b.iter(|| {
-                let job = log.plan_cleaning(T0).expect("the log is dirty");
+                let job = log.plan_cleaning(T0, None).expect("the log is dirty");
                 let out = job
                     .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
                     .unwrap();

@@ -4,7 +4,8 @@
 //! - [`runtime`]: one shard per core, each an OS thread pinned to its core that owns one io_uring
 //!   ring and a small executor for the shard's tasks;
 //! - the partition log: Kafka v2 record batches ([`batch`]) stored exactly as received in
-//!   segments ([`segment`]) with sparse indexes ([`index`]); the log's state machine ([`log`]),
+//!   segments ([`segment`]) with sparse indexes ([`index`]) and aborted-transaction indexes
+//!   ([`txn_index`]); the log's state machine ([`log`]),
 //!   its I/O on the shard ([`partition`]), group-commit fsync ([`flush`]) and the shard's set of
 //!   partitions ([`storage`]).
 //!

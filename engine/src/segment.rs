@@ -301,7 +301,12 @@ impl Segment {
     /// being sent) drops.
     pub fn retire(self, dir: &Path) -> io::Result<()> {
         let mut doomed = Vec::with_capacity(4);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let path = file_path(dir, self.base_offset, suffix);
             let mut deleted = path.clone().into_os_string();
             deleted.push(".");

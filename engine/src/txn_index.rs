@@ -97,7 +97,9 @@ impl TxnIndex {
     /// An index holding `entries` (the cleaner's merged output), with no file open.
     pub fn with_entries(entries: Vec<AbortedTxn>) -> TxnIndex {
         assert!(
-            entries.windows(2).all(|w| w[0].last_offset < w[1].last_offset),
+            entries
+                .windows(2)
+                .all(|w| w[0].last_offset < w[1].last_offset),
             "aborted transactions are kept in marker order"
         );
         TxnIndex {
@@ -225,7 +227,9 @@ impl TxnIndex {
     /// Pushes onto `out` the entries with a marker at or after `from_offset` and a first
     /// offset below `upper_offset`.
     pub fn collect(&self, from_offset: i64, upper_offset: i64, out: &mut Vec<AbortedTxn>) {
-        let start = self.entries.partition_point(|t| t.last_offset < from_offset);
+        let start = self
+            .entries
+            .partition_point(|t| t.last_offset < from_offset);
         out.extend(
             self.entries[start..]
                 .iter()
@@ -264,11 +268,14 @@ impl crate::log::PartitionLog {
             txn.first_offset <= txn.last_offset,
             "an aborted transaction starts at or before its marker: {txn:?}"
         );
+        // Its own write completed, but an earlier append may still be in flight (writes end in
+        // any order), so the marker may lie past the written mark: only its offset must be
+        // assigned.
         assert!(
-            txn.last_offset < self.written_offset,
-            "the abort marker at {} is not written yet (log end {})",
+            txn.last_offset < self.next_offset,
+            "the abort marker at {} is not appended (next offset {})",
             txn.last_offset,
-            self.written_offset
+            self.next_offset
         );
         if let Some(last) = self.last_aborted_marker() {
             assert!(
@@ -377,14 +384,22 @@ mod tests {
         };
         let bytes = t.encode();
         assert_eq!(&bytes[0..2], &[0, 0], "version 0");
-        assert_eq!(&bytes[2..10], &[1, 2, 3, 4, 5, 6, 7, 8], "producer id, big-endian");
+        assert_eq!(
+            &bytes[2..10],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            "producer id, big-endian"
+        );
         assert_eq!(&bytes[18..26], &9i64.to_be_bytes());
         assert_eq!(AbortedTxn::decode(&bytes), Some(t));
         let mut v1 = bytes;
         v1[1] = 1;
         assert_eq!(AbortedTxn::decode(&v1), None, "unknown version");
         assert_eq!(AbortedTxn::decode(&bytes[..33]), None, "short");
-        assert_eq!(AbortedTxn::decode(&txn(1, 9, 7).encode()), None, "backwards");
+        assert_eq!(
+            AbortedTxn::decode(&txn(1, 9, 7).encode()),
+            None,
+            "backwards"
+        );
     }
 
     #[test]
@@ -401,7 +416,11 @@ mod tests {
         assert_eq!(out, vec![txn(2, 1, 5), txn(1, 6, 8)]);
         out.clear();
         index.collect(0, 1, &mut out);
-        assert_eq!(out, vec![txn(1, 0, 3)], "first offset below the upper bound only");
+        assert_eq!(
+            out,
+            vec![txn(1, 0, 3)],
+            "first offset below the upper bound only"
+        );
         assert!(index.truncate(dir.path(), 0, 5).unwrap());
         assert_eq!(index.entries(), &[txn(1, 0, 3)]);
         assert_eq!(fs::metadata(&path).unwrap().len(), 34);

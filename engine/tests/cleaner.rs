@@ -8,12 +8,14 @@ use std::time::Instant;
 
 use corelog_engine::batch::codec::{self, decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
 use corelog_engine::batch::{
-    validate_batch, BatchBuilder, BatchHeader, Compression, ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET,
-    CRC_OFFSET, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES, RECORDS_OFFSET,
+    control_batch, validate_batch, BatchBuilder, BatchHeader, Compression, ControlRecordType,
+    ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, CRC_OFFSET, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES,
+    RECORDS_OFFSET,
 };
 use corelog_engine::cleaner::{CleanerLimits, CleaningReport, Throttle};
 use corelog_engine::log::compaction::SwapStep;
 use corelog_engine::log::{CleanupPolicy, LogConfig, PartitionLog};
+use corelog_engine::txn_index::AbortedTxn;
 use proptest::prelude::*;
 
 const T0: i64 = 1_700_000_000_000;
@@ -68,7 +70,11 @@ fn append(
     for (i, (k, v)) in records.iter().enumerate() {
         b.push_record(Some(k), *v, &[], timestamp + i as i64);
     }
-    let mut batch = with_codec(b.build(), codec);
+    append_raw(log, with_codec(b.build(), codec), timestamp)
+}
+
+/// Appends one encoded batch synchronously (write, complete): returns its base offset.
+fn append_raw(log: &mut PartitionLog, mut batch: Vec<u8>, timestamp: i64) -> i64 {
     let planned = log.plan_append(&mut batch, timestamp).unwrap();
     let fd = planned.file.raw_fd();
     // SAFETY: `batch` is a live buffer of `batch.len()` bytes and `fd` an open segment file.
@@ -284,7 +290,9 @@ fn dirty_ratio_threshold() {
     for _ in 0..4 {
         write_segment(&mut log);
     }
-    let job = log.plan_cleaning(T0, None).expect("never cleaned: all dirty");
+    let job = log
+        .plan_cleaning(T0, None)
+        .expect("never cleaned: all dirty");
     assert_eq!(job.dirty_ratio, 1.0);
     let out = job
         .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
@@ -292,7 +300,10 @@ fn dirty_ratio_threshold() {
     log.install_cleaned(out).unwrap();
     // 1 dirty segment of 2 (the 4 clean ones merged into one of the same bytes): 1/5 < 0.5.
     write_segment(&mut log);
-    assert!(log.plan_cleaning(T0, None).is_none(), "1/5 dirty is below 0.5");
+    assert!(
+        log.plan_cleaning(T0, None).is_none(),
+        "1/5 dirty is below 0.5"
+    );
     for _ in 0..3 {
         write_segment(&mut log);
     }
@@ -430,7 +441,9 @@ fn tombstones_are_kept_until_the_delete_horizon_then_removed() {
             assert_eq!(was, r);
         }
     }
-    assert!(log.plan_cleaning(first_clean + 10 * HOUR_MS, None).is_none());
+    assert!(log
+        .plan_cleaning(first_clean + 10 * HOUR_MS, None)
+        .is_none());
 }
 
 #[test]
@@ -742,6 +755,11 @@ enum Op {
     /// (then reopening) after a step of the swap when the third field names one.
     Clean(u8, usize, u8),
     Reopen,
+    /// A transactional producer writes records for these keys (opening its transaction if none
+    /// is open).
+    TxnWrite(Vec<u8>),
+    /// It commits (true) or aborts its open transaction, if any.
+    TxnEnd(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -751,6 +769,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Roll),
         2 => (0u8..4, 1usize..400, 0u8..10).prop_map(|(h, buf, crash)| Op::Clean(h, buf, crash)),
         1 => Just(Op::Reopen),
+        2 => proptest::collection::vec(0u8..12, 1..4).prop_map(Op::TxnWrite),
+        1 => proptest::bool::ANY.prop_map(Op::TxnEnd),
     ]
 }
 
@@ -770,11 +790,40 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { segment_bytes, ..compact_config() };
         let mut log = open(dir.path(), config.clone());
-        // Model: every record written (offset, key, value).
+        // Model: every record written (offset, key, value), markers included; the offsets of
+        // aborted records; the open transaction's first offset.
         let mut written: Vec<Rec> = Vec::new();
+        let mut aborted: std::collections::BTreeSet<i64> = Default::default();
+        let mut open_txn: Option<i64> = None;
+        // The open transaction's record offsets (other writes interleave with them).
+        let mut open_records: Vec<i64> = Vec::new();
+        const PID: i64 = 42;
         let mut clock_hours = 0u8;
         for op in ops {
             match op {
+                Op::TxnWrite(keys) => {
+                    let n = written.len() as i64;
+                    let vals: Vec<(Vec<u8>, Vec<u8>)> = keys.iter().enumerate()
+                        .map(|(i, k)| (vec![b'k', *k], format!("t{}", n + i as i64).into_bytes()))
+                        .collect();
+                    let recs: Vec<(&[u8], Option<&[u8]>)> = vals.iter().map(|(k, v)| (&k[..], Some(&v[..]))).collect();
+                    let base = append_txn(&mut log, PID, &recs, T0);
+                    open_txn.get_or_insert(base);
+                    for (i, (k, v)) in vals.into_iter().enumerate() {
+                        open_records.push(base + i as i64);
+                        written.push(Rec { offset: base + i as i64, key: k, value: Some(v), timestamp: T0 + i as i64 });
+                    }
+                }
+                Op::TxnEnd(commit) => {
+                    if let Some(first) = open_txn.take() {
+                        let marker = end_txn(&mut log, PID, first, commit, T0);
+                        if !commit {
+                            aborted.extend(open_records.iter().copied());
+                        }
+                        open_records.clear();
+                        written.push(marker_rec(marker, commit, T0));
+                    }
+                }
                 Op::Write(keys, codec) => {
                     let n = written.len() as i64;
                     let vals: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys.iter().enumerate()
@@ -794,7 +843,7 @@ proptest! {
                     clock_hours = clock_hours.max(clock_hours + hours);
                     let now = T0 + clock_hours as i64 * HOUR_MS;
                     let limits = CleanerLimits { dedupe_buffer_bytes: 24 * buf_entries as u64, ..CleanerLimits::default() };
-                    if let Some(job) = log.plan_cleaning(now, None) {
+                    if let Some(job) = log.plan_cleaning(now, open_txn) {
                         match job.run(&limits, &mut Throttle::new(u64::MAX)) {
                             Ok(out) => match crash_at {
                                 None => { let r = log.install_cleaned(out).unwrap(); prop_assert!(r.installed); }
@@ -811,10 +860,15 @@ proptest! {
             }
             // Whatever happened: every key's latest record is there, at its offset; every
             // record read was written at that offset; tombstones may only be missing when they
-            // were the latest (then the key is absent).
+            // were the latest (then the key is absent). Aborted records and markers are left
+            // out of both sides (a read_committed consumer skips them); records of the open
+            // transaction count (nothing of it may be cleaned, it may still commit).
             let read = read_all(&log);
-            let model = latest(&written);
-            let got = latest(&read);
+            let visible = |recs: &[Rec]| -> Vec<Rec> {
+                recs.iter().filter(|r| !is_marker(r) && !aborted.contains(&r.offset)).cloned().collect()
+            };
+            let model = latest(&visible(&written));
+            let got = latest(&visible(&read));
             for (k, want) in &model {
                 match got.get(k) {
                     Some(r) => prop_assert_eq!(r, want),
@@ -827,7 +881,12 @@ proptest! {
             }
         }
         // A final pass after every horizon with everything sealed: exactly the live keys remain,
-        // one record each.
+        // one record each, plus the markers.
+        if let Some(first) = open_txn.take() {
+            let marker = end_txn(&mut log, PID, first, false, T0);
+            aborted.extend(open_records.drain(..));
+            written.push(marker_rec(marker, false, T0));
+        }
         if log.segments().last().unwrap().size > 0 { roll(&mut log) }
         let far = T0 + 1000 * HOUR_MS;
         while let Some(job) = log.plan_cleaning(far, None) {
@@ -841,8 +900,12 @@ proptest! {
             log.install_cleaned(out).unwrap();
         }
         let read = read_all(&log);
-        let live: Vec<Rec> = { let mut v: Vec<Rec> = latest(&written).into_values().filter(|r| r.value.is_some()).collect(); v.sort_by_key(|r| r.offset); v };
-        prop_assert_eq!(read, live);
+        prop_assert!(!read.iter().any(|r| aborted.contains(&r.offset)), "aborted records are gone");
+        let markers: Vec<Rec> = written.iter().filter(|r| is_marker(r)).cloned().collect();
+        prop_assert_eq!(read.iter().filter(|r| is_marker(r)).cloned().collect::<Vec<_>>(), markers);
+        let visible: Vec<Rec> = written.iter().filter(|r| !is_marker(r) && !aborted.contains(&r.offset)).cloned().collect();
+        let live: Vec<Rec> = { let mut v: Vec<Rec> = latest(&visible).into_values().filter(|r| r.value.is_some()).collect(); v.sort_by_key(|r| r.offset); v };
+        prop_assert_eq!(read.into_iter().filter(|r| !is_marker(r)).collect::<Vec<_>>(), live);
     }
 }
 
@@ -908,4 +971,405 @@ fn a_marker_naming_a_missing_output_is_refused_not_guessed() {
     std::fs::remove_file(dir.path().join("cleaner-swap")).unwrap();
     let log = open(dir.path(), compact_config());
     assert_eq!(read_all(&log), before, "nothing was deleted");
+}
+
+// ---- Transactions ----
+
+/// Appends a transactional batch of producer `pid` (epoch 0): returns its base offset.
+fn append_txn(
+    log: &mut PartitionLog,
+    pid: i64,
+    records: &[(&[u8], Option<&[u8]>)],
+    timestamp: i64,
+) -> i64 {
+    let mut b = BatchBuilder::new(timestamp)
+        .producer(pid, 0, 0)
+        .transactional(true);
+    for (i, (k, v)) in records.iter().enumerate() {
+        b.push_record(Some(k), *v, &[], timestamp + i as i64);
+    }
+    append_raw(log, b.build(), timestamp)
+}
+
+/// Ends producer `pid`'s transaction that began at `first`: appends its marker and, for an
+/// abort, records it in the aborted-transaction index. Returns the marker's offset.
+fn end_txn(log: &mut PartitionLog, pid: i64, first: i64, commit: bool, timestamp: i64) -> i64 {
+    let kind = if commit {
+        ControlRecordType::Commit
+    } else {
+        ControlRecordType::Abort
+    };
+    let marker = append_raw(log, control_batch(pid, 0, kind, 0, timestamp), timestamp);
+    if !commit {
+        log.record_aborted_txn(AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: marker,
+            last_stable_offset: marker + 1,
+        })
+        .unwrap();
+    }
+    marker
+}
+
+/// The marker record as read back (key: version 0, type; value: version 0, coordinator epoch 0).
+fn marker_rec(offset: i64, commit: bool, timestamp: i64) -> Rec {
+    Rec {
+        offset,
+        key: vec![0, 0, 0, commit as u8],
+        value: Some(vec![0; 6]),
+        timestamp,
+    }
+}
+
+fn is_marker(r: &Rec) -> bool {
+    r.key.len() == 4 && r.key[..3] == [0, 0, 0]
+}
+
+fn files_with(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn aborted_records_are_removed_and_never_hide_a_committed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    append(
+        &mut log,
+        &[(b"k", Some(b"committed")), (b"j", Some(b"j1"))],
+        T0,
+        Compression::None,
+    ); // 0, 1
+    let first = append_txn(
+        &mut log,
+        7,
+        &[(b"k", Some(b"aborted")), (b"x", Some(b"only-aborted"))],
+        T0,
+    ); // 2, 3
+    let marker = end_txn(&mut log, 7, first, false, T0); // 4
+                                                         // A committed transaction of another producer, interleaved, survives.
+    let other = append_txn(&mut log, 8, &[(b"j", Some(b"j2"))], T0); // 5
+    end_txn(&mut log, 8, other, true, T0); // 6
+    roll(&mut log);
+    append(&mut log, &[(b"z", Some(b"1"))], T0, Compression::None);
+    let report = clean(&mut log, T0 + 1).unwrap();
+    assert_eq!(report.records_removed, 3, "2 aborted records and j@1");
+    let recs = read_all(&log);
+    let user: Vec<&Rec> = recs.iter().filter(|r| !is_marker(r)).collect();
+    let offsets: Vec<i64> = user.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![0, 5, 7], "k@0 kept, the aborted records gone");
+    assert_eq!(user[0].value.as_deref(), Some(&b"committed"[..]));
+    // Both markers are kept as they were.
+    let markers: Vec<&Rec> = recs.iter().filter(|r| is_marker(r)).collect();
+    assert_eq!(
+        markers,
+        vec![&marker_rec(marker, false, T0), &marker_rec(6, true, T0)]
+    );
+    let control: Vec<BatchHeader> = read_batches(&log)
+        .into_iter()
+        .map(|(h, _)| h)
+        .filter(|h| h.is_control())
+        .collect();
+    assert_eq!(control.len(), 2);
+    assert!(control.iter().all(|h| h.is_transactional()));
+    // The index entry stays with its marker's segment.
+    assert_eq!(log.aborted_txns(0, i64::MAX).len(), 1);
+    // A second pass changes nothing more.
+    if let Some(r) = clean(&mut log, T0 + 2) {
+        assert_eq!(r.records_removed, 0);
+    }
+    assert_eq!(read_all(&log), recs);
+}
+
+#[test]
+fn committed_transactional_records_are_compacted_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    let a = append_txn(&mut log, 5, &[(b"k", Some(b"a1")), (b"m", Some(b"m1"))], T0); // 0, 1
+    end_txn(&mut log, 5, a, true, T0); // 2
+    let b = append_txn(&mut log, 5, &[(b"k", Some(b"a2"))], T0); // 3
+    end_txn(&mut log, 5, b, true, T0); // 4
+    append(&mut log, &[(b"m", Some(b"m2"))], T0, Compression::None); // 5
+    let c = append_txn(&mut log, 5, &[(b"k", None)], T0); // 6: a committed tombstone
+    end_txn(&mut log, 5, c, true, T0); // 7
+    roll(&mut log);
+    append(&mut log, &[(b"z", Some(b"1"))], T0, Compression::None);
+    let report = clean(&mut log, T0 + 1).unwrap();
+    assert_eq!(
+        report.records_removed, 3,
+        "k@0, m@1, k@3 superseded; nothing else"
+    );
+    let batches = read_batches(&log);
+    let user: Vec<(i64, bool)> = batches
+        .iter()
+        .filter(|(h, _)| !h.is_control())
+        .flat_map(|(h, recs)| recs.iter().map(move |r| (r.offset, h.is_transactional())))
+        .collect();
+    assert_eq!(user, vec![(5, false), (6, true), (8, false)]);
+    // The kept transactional tombstone got its delete horizon, and keeps its producer.
+    let (h, _) = batches.iter().find(|(h, _)| h.base_offset == 6).unwrap();
+    assert!(h.attributes & DELETE_HORIZON_BIT != 0);
+    assert_eq!(h.producer_id, 5);
+    let markers: Vec<i64> = batches
+        .iter()
+        .filter(|(h, _)| h.is_control())
+        .map(|(h, _)| h.base_offset)
+        .collect();
+    assert_eq!(markers, vec![2, 4, 7], "markers are kept");
+    // After the horizon the tombstone goes; the markers stay.
+    clean(&mut log, T0 + 2 * HOUR_MS).unwrap();
+    let user: Vec<i64> = read_all(&log)
+        .iter()
+        .filter(|r| !is_marker(r))
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(user, vec![5, 8]);
+    assert_eq!(
+        read_all(&log).iter().filter(|r| is_marker(r)).count(),
+        3,
+        "markers outlive their transactions' records"
+    );
+}
+
+#[test]
+fn nothing_at_or_past_the_first_unstable_offset_is_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    // Segments of 3 records each: [0,3) [3,6) [6,9) ...
+    overwrite(&mut log, 3, 4, 1, T0);
+    // An open transaction of producer 9 from offset 12, overwriting key 0, in its own segment
+    // and the next.
+    let open_at = append_txn(&mut log, 9, &[(&key(0), Some(b"open"))], T0);
+    assert_eq!(open_at, 12);
+    roll(&mut log);
+    overwrite(&mut log, 3, 2, 1, T0);
+    append(&mut log, &[(b"z", Some(b"1"))], T0, Compression::None);
+    let before = read_all(&log);
+    // Open at the first segment's base: nothing to clean.
+    assert!(log.plan_cleaning(T0, Some(0)).is_none());
+    // Inside the third segment: the first two only.
+    let job = log.plan_cleaning(T0, Some(7)).unwrap();
+    assert_eq!(job.first_uncleanable_offset(), 6);
+    assert_eq!(job.segment_count(), 2);
+    let out = job
+        .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
+        .unwrap();
+    assert!(log.install_cleaned(out).unwrap().installed);
+    let after = read_all(&log);
+    let tail = |v: &[Rec]| {
+        v.iter()
+            .filter(|r| r.offset >= 6)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tail(&after), tail(&before), "nothing from 6 on was touched");
+    // With the transaction at 12 open: its record and everything after it stay, and the
+    // records it would supersede if it committed stay too (key 0 @9 is kept).
+    let job = log.plan_cleaning(T0, Some(open_at)).unwrap();
+    assert_eq!(job.first_uncleanable_offset(), open_at);
+    let out = job
+        .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
+        .unwrap();
+    assert!(log.install_cleaned(out).unwrap().installed);
+    let after = read_all(&log);
+    let from_open = |v: &[Rec]| {
+        v.iter()
+            .filter(|r| r.offset >= open_at)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(from_open(&after), from_open(&before));
+    assert!(
+        after.iter().any(|r| r.offset == 9 && r.key == key(0)),
+        "key 0's last committed value below the open transaction is kept"
+    );
+    // Once it aborts, its record goes and key 0 @9 is still the latest committed value.
+    let marker = end_txn(&mut log, 9, open_at, false, T0);
+    roll(&mut log);
+    clean(&mut log, T0 + 1).unwrap();
+    let after = read_all(&log);
+    assert!(!after.iter().any(|r| r.offset == open_at));
+    let committed = latest(
+        &after
+            .iter()
+            .filter(|r| !is_marker(r))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        committed[&key(0)].offset,
+        16,
+        "the round written after the txn"
+    );
+    assert!(after.iter().any(|r| r.offset == marker));
+}
+
+/// Transactions whose markers lie in four segments, the last spanning two: (producer, first
+/// record, marker).
+fn four_aborted_segments(log: &mut PartitionLog) -> Vec<AbortedTxn> {
+    let mut txns = Vec::new();
+    for pid in [1, 2] {
+        let first = append_txn(log, pid, &[(b"a", Some(b"x"))], T0);
+        append(log, &[(b"a", Some(b"ok"))], T0, Compression::None);
+        let marker = end_txn(log, pid, first, false, T0);
+        txns.push((pid, first, marker));
+        roll(log);
+    }
+    let first = append_txn(log, 3, &[(b"b", Some(b"x"))], T0);
+    roll(log);
+    let marker = end_txn(log, 3, first, false, T0);
+    txns.push((3, first, marker));
+    roll(log);
+    append(log, &[(b"z", Some(b"1"))], T0, Compression::None);
+    txns.into_iter()
+        .map(|(pid, first, marker)| AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: marker,
+            last_stable_offset: marker + 1,
+        })
+        .collect()
+}
+
+#[test]
+fn the_index_entries_of_merged_segments_go_to_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    let txns = four_aborted_segments(&mut log);
+    assert_eq!(log.aborted_txns(0, i64::MAX), txns);
+    assert_eq!(
+        files_with(dir.path(), ".txnindex").len(),
+        3,
+        "one file per segment with a marker of an abort"
+    );
+    let report = clean(&mut log, T0 + 1).unwrap();
+    assert_eq!((report.segments_before, report.segments_after), (4, 1));
+    assert_eq!(log.segments()[0].txn_index.entries(), &txns[..]);
+    assert_eq!(log.aborted_txns(0, i64::MAX), txns);
+    // The transaction spanning segments is still found from its first record's offset.
+    assert_eq!(
+        log.aborted_txns(txns[2].first_offset, txns[2].first_offset + 1),
+        vec![txns[2]]
+    );
+    assert_eq!(
+        files_with(dir.path(), "txnindex"),
+        vec!["00000000000000000000.txnindex".to_string()]
+    );
+    let bytes = std::fs::read(dir.path().join("00000000000000000000.txnindex")).unwrap();
+    assert_eq!(bytes.len(), 3 * 34);
+    assert!(files_with(dir.path(), ".cleaned").is_empty());
+    let user: Vec<Vec<u8>> = read_all(&log)
+        .into_iter()
+        .filter(|r| !is_marker(r))
+        .map(|r| r.value.unwrap())
+        .collect();
+    assert!(!user.contains(&b"x".to_vec()), "aborted records removed");
+    drop(log);
+    let log = open(dir.path(), compact_config());
+    assert_eq!(log.aborted_txns(0, i64::MAX), txns, "after a reopen");
+}
+
+#[test]
+fn a_crash_at_any_step_of_the_swap_keeps_the_aborted_transactions() {
+    let steps = [
+        SwapStep::NotCommitted,
+        SwapStep::Committed,
+        SwapStep::Renamed(0),
+        SwapStep::Renamed(1),
+        SwapStep::OldDeleted,
+        SwapStep::Done,
+    ];
+    // Segments too large to merge all: several outputs, each with entries.
+    let config = LogConfig {
+        segment_bytes: 400,
+        ..compact_config()
+    };
+    for step in steps {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), config.clone());
+        let txns = four_aborted_segments(&mut log);
+        let before = read_all(&log);
+        let job = log.plan_cleaning(T0, None).unwrap();
+        let out = job
+            .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
+            .unwrap();
+        let report = log.install_cleaned_until(out, step).unwrap();
+        assert!(report.segments_after >= 2, "{step:?}: {report:?}");
+        drop(log);
+        let log = open(dir.path(), config.clone());
+        assert_eq!(log.aborted_txns(0, i64::MAX), txns, "{step:?}");
+        let after = read_all(&log);
+        if step >= SwapStep::Committed {
+            assert!(after.len() < before.len(), "{step:?}: the swap completed");
+        } else {
+            assert_eq!(after, before, "{step:?}");
+        }
+        assert!(files_with(dir.path(), ".cleaned").is_empty(), "{step:?}");
+        // Exactly one index file per segment that holds a marker of an abort.
+        let mut with_entries: Vec<String> = log
+            .segments()
+            .iter()
+            .filter(|s| !s.txn_index.is_empty())
+            .map(|s| format!("{:020}.txnindex", s.base_offset))
+            .collect();
+        with_entries.sort();
+        assert_eq!(
+            files_with(dir.path(), ".txnindex"),
+            with_entries,
+            "{step:?}"
+        );
+    }
+}
+
+#[test]
+fn an_abort_recorded_while_a_pass_ran_makes_its_result_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config());
+    append(
+        &mut log,
+        &[(b"k", Some(b"committed"))],
+        T0,
+        Compression::None,
+    ); // 0
+    let first = append_txn(&mut log, 4, &[(b"k", Some(b"aborted"))], T0); // 1
+    roll(&mut log);
+    // The marker is written but its entry is not recorded when the pass is planned.
+    let marker = append_raw(
+        &mut log,
+        control_batch(4, 0, ControlRecordType::Abort, 0, T0),
+        T0,
+    );
+    let job = log.plan_cleaning(T0, None).unwrap();
+    let out = job
+        .run(&CleanerLimits::default(), &mut Throttle::new(u64::MAX))
+        .unwrap();
+    log.record_aborted_txn(AbortedTxn {
+        producer_id: 4,
+        first_offset: first,
+        last_offset: marker,
+        last_stable_offset: marker + 1,
+    })
+    .unwrap();
+    let report = log.install_cleaned(out).unwrap();
+    assert!(
+        !report.installed,
+        "the pass took the aborted record for committed"
+    );
+    assert!(files_with(dir.path(), ".cleaned").is_empty());
+    let recs = read_all(&log);
+    assert_eq!(recs[0].value.as_deref(), Some(&b"committed"[..]));
+    // The next pass knows the abort.
+    clean(&mut log, T0 + 1).unwrap();
+    let user: Vec<i64> = read_all(&log)
+        .iter()
+        .filter(|r| !is_marker(r))
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(user, vec![0]);
 }

@@ -662,10 +662,7 @@ fn read_control_record(
             let Some(record) = records.first() else {
                 return Ok(None);
             };
-            let kind = record
-                .key
-                .as_deref()
-                .and_then(ControlRecordType::from_key);
+            let kind = record.key.as_deref().and_then(ControlRecordType::from_key);
             let coordinator_epoch = record
                 .value
                 .as_deref()
@@ -839,5 +836,251 @@ mod tests {
         let back = Snapshot::parse(&bytes).unwrap();
         assert_eq!(back.offset, 110);
         assert_eq!(back.producers, s);
+    }
+}
+
+#[cfg(test)]
+mod txn_tests {
+    use super::*;
+    use corelog_engine::batch::{control_batch, BatchBuilder};
+
+    fn meta(first_seq: i32, last_seq: i32, base_offset: i64) -> BatchMeta {
+        BatchMeta {
+            first_seq,
+            last_seq,
+            base_offset,
+            last_offset: base_offset + i64::from(last_seq - first_seq),
+            log_append_time: -1,
+        }
+    }
+
+    fn code<T: std::fmt::Debug>(r: Result<T, (i16, String)>) -> i16 {
+        match r {
+            Err((c, _)) => c,
+            Ok(v) => panic!("expected a refusal, got {v:?}"),
+        }
+    }
+
+    /// Open transactions bound the LSO; a commit marker releases its transaction only once
+    /// written; an abort is returned for indexing with the transaction's first offset.
+    #[test]
+    fn transactions_open_close_and_bound_the_lso() {
+        let mut s = PartitionProducers::default();
+        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(s.last_stable_offset(5), 5);
+        s.record_batch(1, 0, meta(0, 4, 10), true, 1000);
+        s.record_batch(2, 0, meta(0, 0, 15), true, 1001);
+        // A second transactional batch does not move the transaction's start.
+        s.record_batch(1, 0, meta(5, 5, 16), true, 1002);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        assert_eq!(s.last_stable_offset(17), 10);
+        assert_eq!(s.last_stable_offset(8), 8, "never past the high watermark");
+        // A non-transactional batch of a producer with an open transaction is refused; of
+        // another producer (or a transactional one) it is not.
+        assert_eq!(
+            s.check_txn(1, false).map(|(c, _)| c),
+            Some(error::INVALID_TXN_STATE)
+        );
+        assert_eq!(s.check_txn(1, true), None);
+        assert_eq!(s.check_txn(3, false), None);
+
+        s.begin_marker(1, 0, 0, true, 17, 2000).unwrap();
+        assert_eq!(
+            s.first_unstable_offset(),
+            Some(10),
+            "a marker being written still holds the LSO"
+        );
+        assert_eq!(
+            s.check_txn(1, false),
+            None,
+            "the producer may go on at once"
+        );
+        assert_eq!(
+            s.finish_marker(17, true, 18),
+            Vec::new(),
+            "a commit is not indexed"
+        );
+        assert_eq!(s.first_unstable_offset(), Some(15));
+
+        s.begin_marker(2, 0, 5, false, 18, 2001).unwrap();
+        let aborted = s.finish_marker(18, true, 19);
+        assert_eq!(
+            aborted,
+            vec![AbortedTxn {
+                producer_id: 2,
+                first_offset: 15,
+                last_offset: 18,
+                last_stable_offset: 19,
+            }]
+        );
+        assert_eq!(s.first_unstable_offset(), None);
+        let described = s.describe();
+        assert_eq!(described.len(), 2);
+        assert_eq!(
+            described[1],
+            ProducerInfo {
+                producer_id: 2,
+                epoch: 0,
+                last_sequence: 0,
+                last_timestamp: 2001,
+                coordinator_epoch: 5,
+                current_txn_start_offset: -1,
+            }
+        );
+        // A marker with no open transaction (Kafka writes it anyway) indexes an abort that
+        // starts at the marker itself.
+        s.begin_marker(9, 0, 0, false, 19, 2002).unwrap();
+        assert_eq!(s.finish_marker(19, true, 20)[0].first_offset, 19);
+    }
+
+    /// Markers whose writes complete out of order are indexed in offset order, and each one
+    /// holds the LSO until every marker before it finished.
+    #[test]
+    fn markers_finish_in_offset_order() {
+        let mut s = PartitionProducers::default();
+        s.record_batch(3, 0, meta(0, 0, 0), true, 1);
+        s.record_batch(4, 0, meta(0, 0, 1), true, 1);
+        s.begin_marker(3, 0, 0, false, 2, 1).unwrap();
+        s.begin_marker(4, 0, 0, false, 3, 1).unwrap();
+        assert_eq!(
+            s.finish_marker(3, true, 4),
+            Vec::new(),
+            "waits for offset 2"
+        );
+        assert_eq!(s.first_unstable_offset(), Some(0));
+        let aborted = s.finish_marker(2, true, 4);
+        let order: Vec<_> = aborted
+            .iter()
+            .map(|a| (a.producer_id, a.last_offset))
+            .collect();
+        assert_eq!(order, vec![(3, 2), (4, 3)]);
+        assert_eq!(s.first_unstable_offset(), None);
+    }
+
+    /// A marker's epoch: older than the producer's is refused; newer fences the producer's
+    /// older-epoch batches (a zombie); a failed marker leaves the transaction open.
+    #[test]
+    fn marker_epochs_fence_and_failures_reopen() {
+        let mut s = PartitionProducers::default();
+        s.record_batch(5, 3, meta(0, 0, 0), true, 1);
+        assert_eq!(
+            code(s.begin_marker(5, 2, 0, true, 1, 1)),
+            error::INVALID_PRODUCER_EPOCH
+        );
+        assert_eq!(
+            s.first_unstable_offset(),
+            Some(0),
+            "a refused marker changes nothing"
+        );
+        // The coordinator fences the producer (timeout abort with epoch + 1).
+        s.begin_marker(5, 4, 0, false, 1, 1).unwrap();
+        assert!(matches!(
+            s.check(5, 3, 1, 1),
+            Verdict::Refuse(c, _) if c == error::INVALID_PRODUCER_EPOCH
+        ));
+        assert_eq!(s.finish_marker(1, true, 2).len(), 1);
+
+        s.record_batch(5, 4, meta(0, 0, 2), true, 1);
+        s.begin_marker(5, 4, 0, true, 3, 1).unwrap();
+        assert_eq!(s.finish_marker(3, false, 3), Vec::new());
+        assert_eq!(
+            s.first_unstable_offset(),
+            Some(2),
+            "open again after a failed marker"
+        );
+        assert_eq!(s.describe()[0].current_txn_start_offset, 2);
+        // A failed append forgets the transaction it opened.
+        let mut t = PartitionProducers::default();
+        t.record_batch(6, 0, meta(0, 0, 7), true, 1);
+        t.forget(6, 7);
+        assert_eq!(t.first_unstable_offset(), None);
+    }
+
+    /// Snapshots carry open transactions; a snapshot of the format before transactions (no
+    /// transaction fields) still loads.
+    #[test]
+    fn snapshots_carry_open_transactions_and_read_the_old_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = PartitionProducers::default();
+        s.record_batch(3, 2, meta(0, 9, 100), true, 5);
+        s.record_batch(4, 0, meta(0, 0, 110), false, 6);
+        s.write_snapshot(dir.path(), 111, true).unwrap();
+        let bytes = std::fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap();
+        let back = Snapshot::parse(&bytes).unwrap();
+        assert_eq!(back.producers, s);
+        assert_eq!(back.producers.first_unstable_offset(), Some(100));
+
+        let old = br#"{"offset":12,"producers":{"producers":{"7":{"epoch":1,"batches":[
+            {"first_seq":0,"last_seq":2,"base_offset":9,"last_offset":11,"log_append_time":-1}]}}}}"#;
+        let back = Snapshot::parse(old).unwrap();
+        assert_eq!(back.offset, 12);
+        assert_eq!(back.producers.first_unstable_offset(), None);
+        let d = back.producers.describe();
+        assert_eq!((d[0].producer_id, d[0].last_sequence), (7, 2));
+        assert_eq!((d[0].last_timestamp, d[0].coordinator_epoch), (-1, -1));
+        assert!(
+            Snapshot::parse(b"{\"offset\":").is_none(),
+            "a torn file is ignored"
+        );
+    }
+
+    /// Replay: a transactional batch opens a transaction, a commit marker closes it, an abort
+    /// marker closes it and yields its index entry; marker epochs and coordinator epochs are
+    /// taken from the log.
+    #[test]
+    fn replay_opens_and_closes_transactions() {
+        let header = |bytes: Vec<u8>, base_offset: i64| {
+            let mut h = BatchHeader::parse(&bytes).unwrap();
+            h.base_offset = base_offset;
+            h
+        };
+        let data = |pid: i64, epoch: i16, seq: i32, txn: bool, at: i64| {
+            header(
+                BatchBuilder::new(50)
+                    .producer(pid, epoch, seq)
+                    .transactional(txn)
+                    .record(Some(b"k"), Some(b"v"), &[], 50)
+                    .build(),
+                at,
+            )
+        };
+        let marker = |pid: i64, epoch: i16, kind: ControlRecordType, at: i64| {
+            header(control_batch(pid, epoch, kind, 3, 60), at)
+        };
+        let mut s = PartitionProducers::default();
+        assert_eq!(s.replay(&data(1, 0, 0, true, 0), None), None);
+        assert_eq!(s.replay(&data(2, 0, 0, true, 1), None), None);
+        assert_eq!(s.replay(&data(3, 0, 0, false, 2), None), None);
+        assert_eq!(s.first_unstable_offset(), Some(0));
+        let commit = Some((ControlRecordType::Commit, 3));
+        assert_eq!(
+            s.replay(&marker(1, 0, ControlRecordType::Commit, 3), commit),
+            None
+        );
+        assert_eq!(s.first_unstable_offset(), Some(1));
+        let abort = Some((ControlRecordType::Abort, 3));
+        let entry = s.replay(&marker(2, 1, ControlRecordType::Abort, 4), abort);
+        assert_eq!(
+            entry,
+            Some(AbortedTxn {
+                producer_id: 2,
+                first_offset: 1,
+                last_offset: 4,
+                last_stable_offset: 5,
+            })
+        );
+        assert_eq!(s.first_unstable_offset(), None);
+        let d = s.describe();
+        assert_eq!(
+            (d[1].epoch, d[1].coordinator_epoch, d[1].last_timestamp),
+            (1, 3, 60)
+        );
+        // An unreadable control record is skipped.
+        s.replay(&data(1, 0, 1, true, 5), None);
+        assert_eq!(
+            s.replay(&marker(1, 0, ControlRecordType::Abort, 6), None),
+            None
+        );
+        assert_eq!(s.first_unstable_offset(), Some(5));
     }
 }

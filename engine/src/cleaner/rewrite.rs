@@ -16,8 +16,8 @@
 use std::io;
 
 use super::keymap::KeyMap;
-use super::AbortedRanges;
 use super::records::{self, RecordView};
+use super::AbortedRanges;
 use crate::batch::codec;
 use crate::batch::{
     BatchHeader, TimestampType, BATCH_HEADER_BYTES, DELETE_HORIZON_BIT, LOG_OVERHEAD_BYTES,

@@ -234,10 +234,10 @@ pub struct PartitionLog {
     dir_file: Arc<LogFile>,
     log_start_offset: i64,
     /// Offset for the next append (includes appends still being written).
-    next_offset: i64,
+    pub(crate) next_offset: i64,
     /// Every batch below this offset is written (in the page cache): the log end offset and,
     /// on a single node, the high watermark.
-    pub(crate) written_offset: i64,
+    written_offset: i64,
     /// Where `written_offset` is in the log: (segment base offset, byte position).
     written_at: (i64, u32),
     /// Every batch below this offset has been fdatasynced.

@@ -87,9 +87,9 @@ pub const MAX_WAIT_CAP_MS: u64 = 60_000;
 
 /// `isolation_level` of a read_committed fetch (0 is read_uncommitted).
 pub const READ_COMMITTED: i8 = 1;
-/// Bytes read per ring read while walking the batch headers of a read_committed range to cut
-/// it at the last stable offset.
-const LSO_SCAN_READ_BYTES: usize = 16 * 1024;
+/// Bytes read per ring read while walking to the last batch header of a read_committed range
+/// (to bound its aborted-transaction list by what is sent).
+const LAST_BATCH_SCAN_READ_BYTES: usize = 16 * 1024;
 
 /// Record bytes sent as spliced file ranges since start (zero-copy fetches).
 pub static ZERO_COPY_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -331,14 +331,11 @@ async fn read_pass(
 }
 
 /// A read_committed read of `part` (on its owner shard): whole batches from `offset` below the
-/// last stable offset `lso`, and the aborted transactions (producer id, first offset) that
-/// overlap what is sent: `[offset, upper)`, `upper` the offset after the last batch sent, or
-/// the LSO when nothing is sent.
-///
-/// The engine's read stops at the high watermark; while a transaction is open (LSO below it)
-/// the range it returns is cut at the first batch at or past the LSO by walking the batch
-/// headers of the range. A batch never straddles the LSO: the LSO is the high watermark or the
-/// base offset of a transaction's first batch.
+/// last stable offset `lso` (the engine's bounded read), and the aborted transactions (producer
+/// id, first offset) that overlap what is sent: `[offset, upper)`, `upper` the offset after the
+/// last batch sent, or the LSO when nothing is sent. Bounding `upper` by what is sent (rather
+/// than the LSO) keeps the list as short as the data: a consumer far behind does not get every
+/// aborted transaction up to the LSO with each response.
 async fn read_committed(
     part: &Partition,
     offset: i64,
@@ -346,37 +343,16 @@ async fn read_committed(
     min_one_batch: bool,
     lso: i64,
 ) -> Result<(ReadSlice, Vec<(i64, i64)>), ReadError> {
-    let (start, hw) = {
-        let log = part.log();
-        (log.log_start_offset(), log.high_watermark())
+    let slice = part
+        .read_bounded(offset, max_bytes, min_one_batch, lso)
+        .await?;
+    let upper = match &slice.range {
+        Some(range) => next_offset_after(part, range)
+            .await?
+            .unwrap_or(slice.upper_offset),
+        None => slice.upper_offset,
     };
-    if offset >= start && offset >= lso && offset <= hw {
-        // Nothing stable to send from here (an out-of-range offset is left to the read).
-        return Ok((
-            ReadSlice {
-                range: None,
-                high_watermark: hw,
-                log_start_offset: start,
-                upper_offset: lso,
-            },
-            Vec::new(),
-        ));
-    }
-    let mut slice = part.read(offset, max_bytes, min_one_batch).await?;
-    let mut upper = lso;
-    if let Some(range) = slice.range.take() {
-        let (cut, next_offset) = cut_at(&range, lso).await?;
-        if let Some(next) = next_offset {
-            upper = next;
-        }
-        slice.range = (cut > 0).then_some(FileRange {
-            file: range.file,
-            position: range.position,
-            len: cut,
-        });
-    }
     let aborted = part
-        .log()
         .aborted_txns(offset, upper)
         .into_iter()
         .map(|a| (a.producer_id, a.first_offset))
@@ -384,54 +360,54 @@ async fn read_committed(
     Ok((slice, aborted))
 }
 
-/// How many bytes of `range` (whole batches) lie below `lso`, and the offset after the last of
-/// them (None when no batch does).
-///
-/// The walk reads the range's headers in [`LSO_SCAN_READ_BYTES`] chunks; it is paid only by
-/// read_committed fetches.
-async fn cut_at(range: &FileRange, lso: i64) -> Result<(u32, Option<i64>), ReadError> {
+/// The offset after the last batch of `range` (whole written batches of one segment): the
+/// walk starts at the segment's last index entry inside the range, so it reads about one index
+/// interval of headers, in [`LAST_BATCH_SCAN_READ_BYTES`] chunks. None if the range is empty.
+async fn next_offset_after(part: &Partition, range: &FileRange) -> Result<Option<i64>, ReadError> {
+    let end = range.position + u64::from(range.len);
+    let jump = {
+        let log = part.log();
+        log.segments()
+            .iter()
+            .find(|s| std::sync::Arc::ptr_eq(&s.file, &range.file))
+            .and_then(|s| s.index.floor_by_position(end.saturating_sub(1) as u32))
+            .map(|e| u64::from(e.position))
+    };
     let corrupt = |at: u64| ReadError::Corrupt { position: at };
+    let mut at = jump.map_or(range.position, |j| j.max(range.position));
     let mut buf: Vec<u8> = Vec::new();
-    let mut buf_start = 0u32;
-    let mut at = 0u32;
+    let mut buf_start = 0u64;
     let mut next_offset = None;
-    while at < range.len {
-        let left = (range.len - at) as usize;
+    while at < end {
+        let left = (end - at) as usize;
         if left < BATCH_HEADER_BYTES {
-            return Err(corrupt(range.position + u64::from(at)));
+            return Err(corrupt(at));
         }
         let buffered =
             at >= buf_start && (at - buf_start) as usize + BATCH_HEADER_BYTES <= buf.len();
         if !buffered {
-            let want = LSO_SCAN_READ_BYTES.min(left);
+            let want = LAST_BATCH_SCAN_READ_BYTES.min(left);
             let mut chunk = std::mem::take(&mut buf);
             chunk.clear();
             chunk.resize(want, 0);
-            let (read, mut chunk) =
-                ops::read_at(range.file.raw_fd(), chunk, range.position + u64::from(at)).await;
+            let (read, mut chunk) = ops::read_at(range.file.raw_fd(), chunk, at).await;
             let n = read.map_err(ReadError::Io)?;
             chunk.truncate(n);
             if n < BATCH_HEADER_BYTES {
-                return Err(corrupt(range.position + u64::from(at)));
+                return Err(corrupt(at));
             }
             buf = chunk;
             buf_start = at;
         }
-        let i = (at - buf_start) as usize;
-        let header = BatchHeader::parse(&buf[i..])
-            .map_err(|_| corrupt(range.position + u64::from(at)))?;
-        if header.base_offset >= lso {
-            break;
-        }
-        debug_assert!(header.last_offset() < lso, "a batch straddles the LSO");
+        let header =
+            BatchHeader::parse(&buf[(at - buf_start) as usize..]).map_err(|_| corrupt(at))?;
         next_offset = Some(header.next_offset());
-        let total = header.total_bytes() as u64;
-        if u64::from(at) + total > u64::from(range.len) {
-            return Err(corrupt(range.position + u64::from(at)));
-        }
-        at += total as u32;
+        at += header.total_bytes() as u64;
     }
-    Ok((at, next_offset))
+    if at != end {
+        return Err(corrupt(at));
+    }
+    Ok(next_offset)
 }
 
 /// Waits until the high watermark of any partition in `seen` moves past the value seen, or the
@@ -759,7 +735,8 @@ mod tests {
                     p0.log_start_offset = 7;
                 }
                 let aborted = |producer_id: i64, first_offset: i64| {
-                    let mut a = kafka_protocol::messages::fetch_response::AbortedTransaction::default();
+                    let mut a =
+                        kafka_protocol::messages::fetch_response::AbortedTransaction::default();
                     a.producer_id = kafka_protocol::messages::ProducerId(producer_id);
                     a.first_offset = first_offset;
                     a

@@ -352,12 +352,9 @@ pub mod error {
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
     pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
     pub const CONCURRENT_TRANSACTIONS: i16 = 51;
-    pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
     pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
     pub const PRODUCER_FENCED: i16 = 90;
     pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;

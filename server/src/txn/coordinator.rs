@@ -146,9 +146,9 @@ pub async fn add_partitions(
     let Some(txn) = state.txns.get(&transactional_id) else {
         return error::INVALID_PRODUCER_ID_MAPPING;
     };
-    let step = txn
-        .borrow()
-        .prepare_add_partitions(producer_id, producer_epoch, &partitions, now_ms());
+    let step =
+        txn.borrow()
+            .prepare_add_partitions(producer_id, producer_epoch, &partitions, now_ms());
     match step {
         Err(e) => e,
         Ok(None) => error::NONE,
@@ -232,6 +232,11 @@ pub async fn complete(state: &ShardState, txn: &Txn) -> bool {
                         && snapshot
                             .topic(topic)
                             .is_none_or(|t| *p < 0 || *p as u32 >= t.partitions) => {}
+                // The partition already holds a newer epoch of this producer: nothing of this
+                // transaction's epoch can still be open there, and retrying would never succeed.
+                Err((code, message)) if code == error::INVALID_PRODUCER_EPOCH => {
+                    tracing::warn!(transactional_id = %id, topic = %topic, partition = p, %message, "a partition refused an older-epoch marker; treating it as written");
+                }
                 Err((code, message)) => {
                     failed += 1;
                     tracing::warn!(transactional_id = %id, topic = %topic, partition = p, code, %message, "cannot write a transaction marker; will retry");
@@ -318,7 +323,8 @@ pub async fn expire_ids(state: &Rc<ShardState>) {
                 m.state,
                 TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
             );
-            if !idle || m.pending.is_some() || m.last_update_ms.saturating_add(expiration_ms) > now {
+            if !idle || m.pending.is_some() || m.last_update_ms.saturating_add(expiration_ms) > now
+            {
                 continue;
             }
             m.pending = Some(TxnState::Dead);

@@ -143,3 +143,252 @@ pub async fn write_markers(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use corelog_engine::batch::BatchBuilder;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::broker::{owner_of, shard};
+    use crate::producer_state::{BatchMeta, ProducerInfo, SNAPSHOT_FILE};
+
+    const TOPIC: &str = "txn";
+    const PARTITIONS: u32 = 4;
+
+    fn broker_on(
+        dir: &std::path::Path,
+    ) -> (
+        corelog_engine::runtime::ShardSet,
+        std::sync::Arc<crate::broker::BrokerContext>,
+    ) {
+        let config = crate::config::BrokerConfig {
+            data_dir: dir.into(),
+            listener: "127.0.0.1:0".parse().unwrap(),
+            shards: 2,
+            ..Default::default()
+        };
+        crate::broker::start(config).unwrap()
+    }
+
+    /// On the owner shard: appends a transactional (or not) batch of `pid` as the produce path
+    /// does (producer state first, then the append); returns its offset.
+    async fn produce(partition: u32, pid: i64, seq: i32, transactional: bool) -> i64 {
+        let state = shard();
+        let part = state.local_partition(TOPIC, partition).unwrap();
+        let producers = state.producers.get(TOPIC, partition).unwrap();
+        let batch = BatchBuilder::new(0)
+            .producer(pid, 0, seq)
+            .transactional(transactional)
+            .record(Some(b"k"), Some(b"v"), &[], 0)
+            .build();
+        let at = part.log().next_offset();
+        producers.borrow_mut().record_batch(
+            pid,
+            0,
+            BatchMeta {
+                first_seq: seq,
+                last_seq: seq,
+                base_offset: at,
+                last_offset: at,
+                log_append_time: -1,
+            },
+            transactional,
+            0,
+        );
+        part.append(batch, AckPoint::Written).await.unwrap();
+        at
+    }
+
+    /// The aborted transactions indexed on `partition`: (producer, first offset, marker offset).
+    fn aborted(partition: u32) -> Vec<(i64, i64, i64)> {
+        let part = shard().local_partition(TOPIC, partition).unwrap();
+        let txns = part.aborted_txns(0, i64::MAX);
+        txns.iter()
+            .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+            .collect()
+    }
+
+    fn lso_and_producers(partition: u32) -> (i64, i64, Vec<ProducerInfo>) {
+        let state = shard();
+        let part = state.local_partition(TOPIC, partition).unwrap();
+        let producers = state.producers.get(TOPIC, partition).unwrap();
+        let hw = part.log().high_watermark();
+        let p = producers.borrow();
+        (hw, p.last_stable_offset(hw), p.describe())
+    }
+
+    /// Markers written from another shard end transactions on two partitions concurrently:
+    /// the LSO moves to the high watermark, an older-epoch marker is refused, an unknown
+    /// partition is UNKNOWN_TOPIC_OR_PARTITION. After a restart without a snapshot the replay
+    /// of the log (control records included) rebuilds the same state, and an open
+    /// transaction still holds the LSO.
+    #[test]
+    fn markers_end_transactions_and_replay_rebuilds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = crate::metadata::TopicMeta {
+            name: TOPIC.into(),
+            id: Uuid::new_v4(),
+            partitions: PARTITIONS,
+            configs: Default::default(),
+        };
+        std::fs::write(
+            dir.path().join(crate::metadata::TOPICS_FILE),
+            serde_json::to_vec(&vec![topic]).unwrap(),
+        )
+        .unwrap();
+        let (shards, broker) = broker_on(dir.path());
+        let on_shard = |s: usize| {
+            (0..PARTITIONS)
+                .find(|&p| owner_of(&broker, TOPIC, p) == s)
+                .unwrap()
+        };
+        let (p0, p1) = (on_shard(0), on_shard(1));
+        // pid 7 writes to both partitions in a transaction, pid 8 opens one on p1 only.
+        let first0 = shards
+            .spawn_on(0, move || async move {
+                produce(p0, 1, 0, false).await;
+                produce(p0, 7, 0, true).await
+            })
+            .wait();
+        let first1 = shards
+            .spawn_on(1, move || async move {
+                let f = produce(p1, 7, 1, true).await;
+                produce(p1, 7, 2, true).await;
+                produce(p1, 8, 0, true).await;
+                f
+            })
+            .wait();
+        let (hw0, lso0, _) = shards
+            .spawn_on(0, move || async move { lso_and_producers(p0) })
+            .wait();
+        assert_eq!((hw0, lso0), (2, first0));
+
+        let marker = Marker {
+            producer_id: 7,
+            producer_epoch: 0,
+            coordinator_epoch: 4,
+            commit: false,
+        };
+        let results = shards
+            .spawn_on(0, move || async move {
+                write_markers(
+                    vec![
+                        (TOPIC.to_string(), p0),
+                        (TOPIC.to_string(), p1),
+                        (TOPIC.to_string(), PARTITIONS + 1),
+                    ],
+                    marker,
+                )
+                .await
+            })
+            .wait();
+        assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+        assert_eq!(
+            results[2].as_ref().unwrap_err().0,
+            error::UNKNOWN_TOPIC_OR_PARTITION
+        );
+        let (hw0, lso0, d0) = shards
+            .spawn_on(0, move || async move { lso_and_producers(p0) })
+            .wait();
+        assert_eq!(
+            (hw0, lso0),
+            (3, 3),
+            "the abort marker released partition {p0}"
+        );
+        let pid7 = d0.iter().find(|p| p.producer_id == 7).unwrap();
+        assert_eq!(
+            (pid7.coordinator_epoch, pid7.current_txn_start_offset),
+            (4, -1)
+        );
+        let (hw1, lso1, before) = shards
+            .spawn_on(1, move || async move { lso_and_producers(p1) })
+            .wait();
+        let pid8_start = first1 + 2;
+        assert_eq!(
+            (hw1, lso1),
+            (4, pid8_start),
+            "pid 8's transaction still holds it"
+        );
+        // A marker of an older epoch than the partition has seen is refused.
+        let stale = shards
+            .spawn_on(1, move || async move {
+                write_marker(
+                    TOPIC.to_string(),
+                    p1,
+                    Marker {
+                        producer_epoch: 1,
+                        ..marker
+                    },
+                )
+                .await?;
+                write_marker(
+                    TOPIC.to_string(),
+                    p1,
+                    Marker {
+                        producer_epoch: 0,
+                        ..marker
+                    },
+                )
+                .await
+            })
+            .wait();
+        assert_eq!(stale.unwrap_err().0, error::INVALID_PRODUCER_EPOCH);
+        let (_, _, before_restart) = shards
+            .spawn_on(1, move || async move { lso_and_producers(p1) })
+            .wait();
+        // Both aborts are indexed: the transaction from its first offset, the marker with no
+        // open transaction from its own offset.
+        let indexed = vec![(7, first1, first1 + 3), (7, first1 + 4, first1 + 4)];
+        let got = shards
+            .spawn_on(1, move || async move { aborted(p1) })
+            .wait();
+        assert_eq!(got, indexed);
+        let got = shards
+            .spawn_on(0, move || async move { aborted(p0) })
+            .wait();
+        assert_eq!(got, vec![(7, first0, 2)]);
+        assert_ne!(before, before_restart);
+        shards.shutdown();
+        drop(broker);
+
+        // No graceful snapshot was taken: the whole log is replayed.
+        for p in [p0, p1] {
+            let snapshot = dir.path().join(format!("{TOPIC}-{p}")).join(SNAPSHOT_FILE);
+            assert!(!snapshot.exists(), "{snapshot:?}");
+        }
+        let (shards, broker) = broker_on(dir.path());
+        let p1 = (0..PARTITIONS)
+            .find(|&p| owner_of(&broker, TOPIC, p) == 1)
+            .unwrap();
+        let (hw1, lso1, after) = shards
+            .spawn_on(1, move || async move { lso_and_producers(p1) })
+            .wait();
+        assert_eq!((hw1, lso1), (5, pid8_start));
+        assert_eq!(after, before_restart);
+        let got = shards
+            .spawn_on(1, move || async move { aborted(p1) })
+            .wait();
+        assert_eq!(got, indexed, "the replay indexed the aborts again, once");
+        // Ending pid 8's transaction after the restart releases the LSO.
+        let done = shards
+            .spawn_on(0, move || async move {
+                write_marker(
+                    TOPIC.to_string(),
+                    p1,
+                    Marker {
+                        producer_id: 8,
+                        ..marker
+                    },
+                )
+                .await
+            })
+            .wait();
+        assert!(done.is_ok(), "{done:?}");
+        let (hw1, lso1, _) = shards
+            .spawn_on(1, move || async move { lso_and_producers(p1) })
+            .wait();
+        assert_eq!((hw1, lso1), (6, 6));
+        shards.shutdown();
+    }
+}

@@ -237,9 +237,7 @@ impl TxnMetadata {
             return Err(error::PRODUCER_FENCED);
         }
         match self.state {
-            TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                Err(error::CONCURRENT_TRANSACTIONS)
-            }
+            TxnState::PrepareCommit | TxnState::PrepareAbort => Err(error::CONCURRENT_TRANSACTIONS),
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
                 let expected_epoch = expected.map(|(_, e)| e);
                 let mut t = self.transit(TxnState::Empty, now_ms);
@@ -263,7 +261,9 @@ impl TxnMetadata {
                 let bumped = self.producer_epoch + 1;
                 let (epoch, last) = match expected_epoch {
                     None => (bumped, NO_PRODUCER_EPOCH),
-                    Some(e) if self.producer_epoch == NO_PRODUCER_EPOCH || e == self.producer_epoch => {
+                    Some(e)
+                        if self.producer_epoch == NO_PRODUCER_EPOCH || e == self.producer_epoch =>
+                    {
                         (bumped, self.producer_epoch)
                     }
                     // A retry of an init that succeeded: the same epoch again.
@@ -323,7 +323,10 @@ impl TxnMetadata {
         }
         if !matches!(
             self.state,
-            TxnState::Empty | TxnState::Ongoing | TxnState::CompleteCommit | TxnState::CompleteAbort
+            TxnState::Empty
+                | TxnState::Ongoing
+                | TxnState::CompleteCommit
+                | TxnState::CompleteAbort
         ) {
             return Err(error::INVALID_TXN_STATE);
         }
@@ -458,7 +461,10 @@ mod tests {
         let InitStep::Store(t) = step else {
             panic!("{step:?}")
         };
-        assert_eq!((t.producer_id, t.producer_epoch, t.last_producer_id), (8, 0, 7));
+        assert_eq!(
+            (t.producer_id, t.producer_epoch, t.last_producer_id),
+            (8, 0, 7)
+        );
     }
 
     #[test]
@@ -490,7 +496,10 @@ mod tests {
             m.prepare_end(7, 0, true, 300),
             Err(error::CONCURRENT_TRANSACTIONS)
         );
-        assert_eq!(m.prepare_end(7, 0, false, 300), Err(error::INVALID_TXN_STATE));
+        assert_eq!(
+            m.prepare_end(7, 0, false, 300),
+            Err(error::INVALID_TXN_STATE)
+        );
         assert_eq!(
             m.prepare_init(1000, None, 0, no_new_id),
             Err(error::CONCURRENT_TRANSACTIONS)
@@ -500,7 +509,10 @@ mod tests {
         stored(&mut m, &t);
         assert_eq!(m.state, TxnState::CompleteCommit);
         assert_eq!(m.prepare_end(7, 0, true, 500), Ok(None), "a retried commit");
-        assert_eq!(m.prepare_end(7, 0, false, 500), Err(error::INVALID_TXN_STATE));
+        assert_eq!(
+            m.prepare_end(7, 0, false, 500),
+            Err(error::INVALID_TXN_STATE)
+        );
         // The next transaction starts afresh.
         let t = m
             .prepare_add_partitions(7, 0, &parts(&[("c", 2)]), 600)
@@ -525,7 +537,8 @@ mod tests {
         assert_eq!((t.state, t.producer_epoch), (TxnState::PrepareAbort, 1));
         assert_eq!(t.partitions, parts(&[("a", 0)]));
         stored(&mut m, &t);
-        stored(&mut m, &m.prepare_complete(300));
+        let t = m.prepare_complete(300);
+        stored(&mut m, &t);
         assert_eq!(init(&mut m, None), Ok((7, 2)));
         let mut busy = m.clone();
         busy.pending = Some(TxnState::Ongoing);

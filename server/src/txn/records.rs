@@ -60,7 +60,10 @@ impl TxnValue {
         out.push(self.state.id() as u8);
         if self.state == TxnState::Empty {
             // Kafka writes an Empty transaction's partitions as null.
-            debug_assert!(self.partitions.is_empty(), "an Empty transaction has partitions");
+            debug_assert!(
+                self.partitions.is_empty(),
+                "an Empty transaction has partitions"
+            );
             out.extend_from_slice(&(-1i32).to_be_bytes());
         } else {
             let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
@@ -88,7 +91,9 @@ impl TxnValue {
         let mut r = Cursor::new(buf);
         let version = r.i16()?;
         if version != VALUE_VERSION {
-            return Err(format!("unsupported transaction log value version {version}"));
+            return Err(format!(
+                "unsupported transaction log value version {version}"
+            ));
         }
         let producer_id = r.i64()?;
         let producer_epoch = r.i16()?;

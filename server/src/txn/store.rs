@@ -47,7 +47,13 @@ pub async fn write(
 
 /// Rebuilds this shard's transactional ids from the `__transaction_state` partitions it owns.
 pub async fn load(state: &ShardState) -> io::Result<()> {
-    if state.broker.metadata.snapshot().topic(TXN_STATE_TOPIC).is_none() {
+    if state
+        .broker
+        .metadata
+        .snapshot()
+        .topic(TXN_STATE_TOPIC)
+        .is_none()
+    {
         return Ok(());
     }
     let count = txn_state_partitions(&state.broker);
