@@ -1,8 +1,8 @@
 //! Transactions (issue 7) proved with independent clients: the Apache Kafka Java client 4.x
 //! (`tests/java/ExactlyOnce.java`: consume-transform-produce exactly once, a forced abort, a fenced
 //! zombie) and librdkafka (transactions that commit and abort across partitions on different
-//! shards, read_committed vs read_uncommitted, `send_offsets_to_transaction`, broker kills in the
-//! middle of transactions and of commits).
+//! shards, read_committed vs read_uncommitted, the last stable offset behind an open transaction,
+//! `send_offsets_to_transaction`, broker kills in the middle of transactions and of commits).
 //!
 //! Every test here also passes against a real Apache Kafka 4.4, which is how the tests themselves
 //! were checked (the broker runs `transaction.version=0`, the flow corelog offers, because corelog
