@@ -71,9 +71,23 @@ fn kill_and_restart_if_spawned(broker: &mut Broker) -> bool {
     }
 }
 
-/// How many times the broker's log says it completed a transaction found in `state` at start-up.
-fn completions_in_log(broker: &Broker, state: &str) -> usize {
-    broker.log().matches(&format!("found in {state}")).count()
+/// `s` without its ANSI colour sequences (the broker's log has them).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ parameters, up to the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -711,7 +725,6 @@ fn kill_during_commits_never_half_visible() {
         };
         let kill_at = since + mean_commit.mul_f64(pseudo_random(1000) as f64 / 1000.0);
         std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
-        let before = completions_in_log(&broker, "PrepareCommit");
         let killed = kill_and_restart_if_spawned(&mut broker);
         if !killed {
             // External broker: let a few more transactions commit instead.
@@ -782,9 +795,24 @@ fn kill_during_commits_never_half_visible() {
         );
         // Read after the final commit: by then the restarted coordinator has long completed
         // what it found prepared.
-        let hit = completions_in_log(&broker, "PrepareCommit") > before;
+        // This round's transactional id completed at start-up: the kill landed between a
+        // PrepareCommit (or PrepareAbort) and its Complete record.
+        let log = broker.log();
+        let completions: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("completing transaction {txn_id} found in Prepare")))
+            .collect();
+        let hit = completions
+            .iter()
+            .any(|l| l.ends_with("found in PrepareCommit"));
         if hit {
             prepare_commit_hits += 1;
+        }
+        if !completions.is_empty() {
+            eprintln!(
+                "round {round}: broker log: {}",
+                strip_ansi(&completions.join(" | "))
+            );
         }
         let lost: Vec<_> = report
             .committed
