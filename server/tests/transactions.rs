@@ -35,11 +35,15 @@ use rdkafka::{Offset, TopicPartitionList};
 use txn_support::*;
 
 /// Broker settings for every test: a fast timed-out-transaction sweep, so that a transaction left
-/// open by a dead producer is aborted within about a second of its timeout.
-const TXN_PROPS: &[(&str, &str)] = &[(
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-    "500",
-)];
+/// open by a dead producer is aborted within about a second of its timeout; no initial rebalance
+/// delay for the Java consumer's group (as scripts/kafka-reference.sh configures Kafka).
+const TXN_PROPS: &[(&str, &str)] = &[
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "500",
+    ),
+    ("group.initial.rebalance.delay.ms", "0"),
+];
 /// How long a transactional call (init, commit, abort, send offsets) may take.
 const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a consumer may take to read a topic to its end.
@@ -170,10 +174,27 @@ fn java_exactly_once_consume_transform_produce() {
         Some("FENCE_SEEN true"),
         "the zombie never got ProducerFencedException; output:\n{stdout}"
     );
+    // The Java consumer's own read-back (its handling of aborted transactions and markers).
+    assert_eq!(
+        line_with("OUTPUT read_committed "),
+        Some(format!("OUTPUT read_committed {EOS_RECORDS} {EOS_RECORDS}").as_str()),
+        "the Java read_committed consumer does not see each input record transformed exactly once"
+    );
+    let uncommitted_java: Vec<usize> = line_with("OUTPUT read_uncommitted ")
+        .expect("OUTPUT read_uncommitted line")
+        .split(' ')
+        .skip(2)
+        .map(|n| n.parse().expect("a count"))
+        .collect();
     let aborted_records: usize = line_with("ABORTED_RECORDS ")
         .and_then(|l| l["ABORTED_RECORDS ".len()..].parse().ok())
         .expect("ABORTED_RECORDS line");
     assert!(aborted_records > 0);
+    assert!(
+        uncommitted_java[0] >= EOS_RECORDS + aborted_records && uncommitted_java[1] == EOS_RECORDS,
+        "the Java read_uncommitted consumer saw {uncommitted_java:?} (records, distinct), want at \
+         least {EOS_RECORDS} + {aborted_records} aborted records, {EOS_RECORDS} distinct"
+    );
 
     // The group's committed offsets (Java AdminClient and librdkafka) are the input's ends.
     let ends = high_watermarks(&b, &input, EOS_INPUT_PARTITIONS);
