@@ -1,8 +1,8 @@
 //! Transactions (issue 7) proved with independent clients: the Apache Kafka Java client 4.x
 //! (`tests/java/ExactlyOnce.java`: consume-transform-produce exactly once, a forced abort, a fenced
 //! zombie) and librdkafka (transactions that commit and abort across partitions on different
-//! shards, read_committed vs read_uncommitted, `send_offsets_to_transaction`, broker kills in the
-//! middle of transactions and of commits).
+//! shards, read_committed vs read_uncommitted, the last stable offset behind an open transaction,
+//! `send_offsets_to_transaction`, broker kills in the middle of transactions and of commits).
 //!
 //! Every test here also passes against a real Apache Kafka 4.4, which is how the tests themselves
 //! were checked (the broker runs `transaction.version=0`, the flow corelog offers, because corelog
@@ -35,11 +35,15 @@ use rdkafka::{Offset, TopicPartitionList};
 use txn_support::*;
 
 /// Broker settings for every test: a fast timed-out-transaction sweep, so that a transaction left
-/// open by a dead producer is aborted within about a second of its timeout.
-const TXN_PROPS: &[(&str, &str)] = &[(
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-    "500",
-)];
+/// open by a dead producer is aborted within about a second of its timeout; no initial rebalance
+/// delay for the Java consumer's group (as scripts/kafka-reference.sh configures Kafka).
+const TXN_PROPS: &[(&str, &str)] = &[
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "500",
+    ),
+    ("group.initial.rebalance.delay.ms", "0"),
+];
 /// How long a transactional call (init, commit, abort, send offsets) may take.
 const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a consumer may take to read a topic to its end.
@@ -71,9 +75,23 @@ fn kill_and_restart_if_spawned(broker: &mut Broker) -> bool {
     }
 }
 
-/// How many times the broker's log says it completed a transaction found in `state` at start-up.
-fn completions_in_log(broker: &Broker, state: &str) -> usize {
-    broker.log().matches(&format!("found in {state}")).count()
+/// `s` without its ANSI colour sequences (the broker's log has them).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ parameters, up to the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,10 +174,27 @@ fn java_exactly_once_consume_transform_produce() {
         Some("FENCE_SEEN true"),
         "the zombie never got ProducerFencedException; output:\n{stdout}"
     );
+    // The Java consumer's own read-back (its handling of aborted transactions and markers).
+    assert_eq!(
+        line_with("OUTPUT read_committed "),
+        Some(format!("OUTPUT read_committed {EOS_RECORDS} {EOS_RECORDS}").as_str()),
+        "the Java read_committed consumer does not see each input record transformed exactly once"
+    );
+    let uncommitted_java: Vec<usize> = line_with("OUTPUT read_uncommitted ")
+        .expect("OUTPUT read_uncommitted line")
+        .split(' ')
+        .skip(2)
+        .map(|n| n.parse().expect("a count"))
+        .collect();
     let aborted_records: usize = line_with("ABORTED_RECORDS ")
         .and_then(|l| l["ABORTED_RECORDS ".len()..].parse().ok())
         .expect("ABORTED_RECORDS line");
     assert!(aborted_records > 0);
+    assert!(
+        uncommitted_java[0] >= EOS_RECORDS + aborted_records && uncommitted_java[1] == EOS_RECORDS,
+        "the Java read_uncommitted consumer saw {uncommitted_java:?} (records, distinct), want at \
+         least {EOS_RECORDS} + {aborted_records} aborted records, {EOS_RECORDS} distinct"
+    );
 
     // The group's committed offsets (Java AdminClient and librdkafka) are the input's ends.
     let ends = high_watermarks(&b, &input, EOS_INPUT_PARTITIONS);
@@ -336,6 +371,88 @@ fn rdkafka_commit_and_abort_alternately_across_partitions() {
         all,
         "read_uncommitted does not see every record in order"
     );
+    broker.stop();
+}
+
+const LSO_PARTITIONS: i32 = 3;
+
+/// The last stable offset: while one producer's transaction is open, a read_committed consumer
+/// stops at its first record, even for records of another producer's transaction committed after
+/// it; once it commits (or aborts) everything up to the end is readable (without its records if
+/// it aborted).
+#[test]
+fn rdkafka_read_committed_stops_at_an_open_transaction() {
+    let broker = Broker::start_with(TXN_PROPS);
+    let b = broker.bootstrap();
+    let topic = unique_topic("txn-lso");
+    create_topic(&b, &topic, LSO_PARTITIONS);
+    let a = txn_producer(&b, &unique_topic("txn-lso-a"), NORMAL_TXN_TIMEOUT_MS);
+    let bp = txn_producer(&b, &unique_topic("txn-lso-b"), NORMAL_TXN_TIMEOUT_MS);
+    a.init_transactions(TXN_CALL_TIMEOUT).expect("A init");
+    bp.init_transactions(TXN_CALL_TIMEOUT).expect("B init");
+    let recs = |tag: &str| -> Vec<(i32, String, String)> {
+        (0..LSO_PARTITIONS)
+            .map(|p| (p, tag.to_string(), format!("{tag}-p{p}")))
+            .collect()
+    };
+    let per_partition = |tags: &[&str]| -> Vec<Vec<String>> {
+        (0..LSO_PARTITIONS)
+            .map(|p| tags.iter().map(|t| format!("{t}-p{p}")).collect())
+            .collect()
+    };
+    let read = |isolation, want: &Vec<Vec<String>>| {
+        let n: usize = want.iter().map(Vec::len).sum();
+        values(&read_partitions(
+            &b,
+            &topic,
+            LSO_PARTITIONS,
+            isolation,
+            READ_TIMEOUT,
+            |parts| parts.iter().map(Vec::len).sum::<usize>() >= n,
+        ))
+    };
+
+    // A's transaction is open when B's commits after it.
+    a.begin_transaction().expect("A begin 1");
+    send_and_wait(&a, &topic, &recs("a1"));
+    bp.begin_transaction().expect("B begin 1");
+    send_and_wait(&bp, &topic, &recs("b1"));
+    bp.commit_transaction(TXN_CALL_TIMEOUT).expect("B commit 1");
+    let nothing: Vec<Vec<String>> = vec![Vec::new(); LSO_PARTITIONS as usize];
+    assert_eq!(
+        read(Isolation::ReadCommitted, &nothing),
+        nothing,
+        "read_committed went past the first record of an open transaction"
+    );
+    let both = per_partition(&["a1", "b1"]);
+    assert_eq!(read(Isolation::ReadUncommitted, &both), both);
+    a.commit_transaction(TXN_CALL_TIMEOUT).expect("A commit 1");
+    assert_eq!(
+        read(Isolation::ReadCommitted, &both),
+        both,
+        "read_committed after the open transaction committed"
+    );
+
+    // Again, and this time A aborts.
+    a.begin_transaction().expect("A begin 2");
+    send_and_wait(&a, &topic, &recs("a2"));
+    bp.begin_transaction().expect("B begin 2");
+    send_and_wait(&bp, &topic, &recs("b2"));
+    bp.commit_transaction(TXN_CALL_TIMEOUT).expect("B commit 2");
+    assert_eq!(
+        read(Isolation::ReadCommitted, &both),
+        both,
+        "read_committed went past the first record of the second open transaction"
+    );
+    a.abort_transaction(TXN_CALL_TIMEOUT).expect("A abort 2");
+    let after = per_partition(&["a1", "b1", "b2"]);
+    assert_eq!(
+        read(Isolation::ReadCommitted, &after),
+        after,
+        "read_committed after the open transaction aborted"
+    );
+    let all = per_partition(&["a1", "b1", "a2", "b2"]);
+    assert_eq!(read(Isolation::ReadUncommitted, &all), all);
     broker.stop();
 }
 
@@ -629,7 +746,6 @@ fn kill_during_commits_never_half_visible() {
         };
         let kill_at = since + mean_commit.mul_f64(pseudo_random(1000) as f64 / 1000.0);
         std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
-        let before = completions_in_log(&broker, "PrepareCommit");
         let killed = kill_and_restart_if_spawned(&mut broker);
         if !killed {
             // External broker: let a few more transactions commit instead.
@@ -700,9 +816,24 @@ fn kill_during_commits_never_half_visible() {
         );
         // Read after the final commit: by then the restarted coordinator has long completed
         // what it found prepared.
-        let hit = completions_in_log(&broker, "PrepareCommit") > before;
+        // This round's transactional id completed at start-up: the kill landed between a
+        // PrepareCommit (or PrepareAbort) and its Complete record.
+        let log = broker.log();
+        let completions: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("completing transaction {txn_id} found in Prepare")))
+            .collect();
+        let hit = completions
+            .iter()
+            .any(|l| l.ends_with("found in PrepareCommit"));
         if hit {
             prepare_commit_hits += 1;
+        }
+        if !completions.is_empty() {
+            eprintln!(
+                "round {round}: broker log: {}",
+                strip_ansi(&completions.join(" | "))
+            );
         }
         let lost: Vec<_> = report
             .committed

@@ -23,7 +23,9 @@
 //     the second producer takes over after a seek back to the committed positions;
 //   - at the end, AdminClient.listConsumerGroupOffsets(GROUP) is printed as `COMMITTED <p> <off>`,
 //     the end offsets as `END <p> <off>`, and `ABORTED_RECORDS <n>` counts the output records sent
-//     in transactions that did not commit.
+//     in transactions that did not commit;
+//   - then OUTPUT is read back by Java consumers, read_committed and read_uncommitted, up to their
+//     end offsets: `OUTPUT <isolation> <records> <distinct values>`.
 // Exits 0 when the loop finished, 1 (printing why) on anything unexpected.
 
 import java.nio.charset.StandardCharsets;
@@ -113,6 +115,7 @@ public class ExactlyOnce {
             System.exit(2);
         }
         String bootstrap = args[0], input = args[1], output = args[2], group = args[3], txnId = args[4];
+        long t0 = System.currentTimeMillis();
 
         Properties cp = new Properties();
         cp.put("bootstrap.servers", bootstrap);
@@ -135,6 +138,7 @@ public class ExactlyOnce {
         consumer.subscribe(List.of(input));
 
         KafkaProducer<byte[], byte[]> prod = producer(bootstrap, txnId);
+        System.out.println("ELAPSED_MS init " + (System.currentTimeMillis() - t0));
         // What this program believes is committed: updated only after commitTransaction returned.
         Map<TopicPartition, Long> done = new HashMap<>();
         long abortedRecords = 0;
@@ -236,6 +240,7 @@ public class ExactlyOnce {
                 done.put(e.getKey(), e.getValue().offset());
             }
         }
+        System.out.println("ELAPSED_MS loop " + (System.currentTimeMillis() - t0));
         System.out.println("COMMITS " + commits + " BATCHES " + batch);
         System.out.println("ABORTED_RECORDS " + abortedRecords);
         System.out.println("FENCE_SEEN " + fenceSeen);
@@ -253,6 +258,51 @@ public class ExactlyOnce {
                 System.out.println("END " + tp.partition() + " " + end.get(tp));
             }
         }
+        System.out.println("ELAPSED_MS offsets " + (System.currentTimeMillis() - t0));
+        readBack(bootstrap, output, "read_committed");
+        readBack(bootstrap, output, "read_uncommitted");
+        System.out.println("ELAPSED_MS read-back " + (System.currentTimeMillis() - t0));
         System.out.println("DONE");
+    }
+
+    /**
+     * Reads all of OUTPUT with the Java consumer at `isolation` (its own handling of aborted
+     * transactions and control records) up to its end offsets (the LSO for read_committed) and
+     * prints `OUTPUT <isolation> <records> <distinct values>`.
+     */
+    static void readBack(String bootstrap, String output, String isolation) {
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", bootstrap);
+        cp.put("isolation.level", isolation);
+        cp.put("enable.auto.commit", "false");
+        cp.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        cp.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(cp)) {
+            List<TopicPartition> parts = new ArrayList<>();
+            for (PartitionInfo pi : c.partitionsFor(output)) {
+                parts.add(new TopicPartition(output, pi.partition()));
+            }
+            c.assign(parts);
+            c.seekToBeginning(parts);
+            Map<TopicPartition, Long> end = c.endOffsets(parts);
+            long count = 0;
+            Set<String> distinct = new HashSet<>();
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (true) {
+                boolean atEnd = true;
+                for (TopicPartition tp : parts) {
+                    if (c.position(tp) < end.get(tp)) atEnd = false;
+                }
+                if (atEnd) break;
+                if (System.currentTimeMillis() > deadline) {
+                    fail(isolation + " read-back of " + output + " did not reach " + end);
+                }
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    count++;
+                    distinct.add(new String(r.value(), StandardCharsets.UTF_8));
+                }
+            }
+            System.out.println("OUTPUT " + isolation + " " + count + " " + distinct.size());
+        }
     }
 }

@@ -44,6 +44,8 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// librdkafka's reconnect backoff ceiling: short, so clients find a restarted broker quickly
 /// (the default, 10 s, would dominate a test's run time).
 const RECONNECT_BACKOFF_MAX_MS: &str = "500";
+/// The consumers' `fetch.wait.max.ms`.
+const FETCH_WAIT_MAX_MS: &str = "100";
 
 /// How a consumer reads: Kafka's `isolation.level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +168,9 @@ pub fn consumer(bootstrap: &str, group: Option<&str>, isolation: Isolation) -> B
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // A short fetch wait: an empty fetch (at the end, or stopped at the LSO) comes back
+        // sooner, so a read reaches its EOFs sooner (default 500 ms).
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
         .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
     // librdkafka needs a group.id even for assign-only consumers.
     cfg.set("group.id", group.unwrap_or("corelog-txn-reader-no-commits"));
