@@ -8,6 +8,7 @@ mod config_entries;
 mod connection;
 mod groups;
 mod handlers;
+mod internal_topic;
 mod lag;
 mod metadata;
 mod metrics;

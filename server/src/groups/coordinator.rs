@@ -194,13 +194,50 @@ pub async fn commit(state: Rc<ShardState>, group_id: String, req: CommitRequest)
     if verdict != error::NONE {
         return vec![verdict; n];
     }
+    let (mut errors, records, accepted) = offset_records(&state, &group_id, &req.offsets);
+    if records.is_empty() {
+        return errors;
+    }
+    match store::write(&state, &group_id, records).await {
+        Ok(base) => {
+            let mut g = group.borrow_mut();
+            for (topic, partition, c) in committed_from(base, accepted) {
+                g.apply_offset(&topic, partition, c);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write committed offsets");
+            for e in errors.iter_mut().filter(|e| **e == error::NONE) {
+                *e = error::COORDINATOR_NOT_AVAILABLE;
+            }
+        }
+    }
+    errors
+}
+
+/// A commit's offsets checked and encoded: one error per offset (in request order), the
+/// records of the accepted ones, and those offsets (topic, partition, value) in record order.
+pub type PreparedOffsets = (
+    Vec<i16>,
+    Vec<store::KeyValue>,
+    Vec<(String, i32, OffsetValue)>,
+);
+
+/// Checks each offset of a commit (OffsetCommit or TxnOffsetCommit: unknown partitions are
+/// UNKNOWN_TOPIC_OR_PARTITION, metadata over `offset.metadata.max.bytes` is
+/// OFFSET_METADATA_TOO_LARGE) and encodes the records of the others.
+pub fn offset_records(
+    state: &ShardState,
+    group_id: &str,
+    offsets: &[OffsetToCommit],
+) -> PreparedOffsets {
     let snapshot = state.broker.metadata.snapshot();
     let max_metadata = state.broker.config.groups.offset_metadata_max_bytes;
     let committed_at = now_ms();
-    let mut errors = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(offsets.len());
     let mut records = Vec::new();
     let mut accepted = Vec::new();
-    for o in &req.offsets {
+    for o in offsets {
         let known = snapshot
             .topic(&o.topic)
             .is_some_and(|t| o.partition >= 0 && (o.partition as u32) < t.partitions);
@@ -222,45 +259,35 @@ pub async fn commit(state: Rc<ShardState>, group_id: String, req: CommitRequest)
             metadata,
             commit_timestamp_ms: committed_at,
         };
-        records.push((
-            Key::Offset {
-                group: group_id.clone(),
-                topic: o.topic.clone(),
-                partition: o.partition,
-            }
-            .encode(),
-            Some(value.encode()),
-        ));
+        let key = Key::Offset {
+            group: group_id.to_string(),
+            topic: o.topic.clone(),
+            partition: o.partition,
+        };
+        records.push((key.encode(), Some(value.encode())));
         accepted.push((o.topic.clone(), o.partition, value));
     }
-    if records.is_empty() {
-        return errors;
-    }
-    match store::write(&state, &group_id, records).await {
-        Ok(base) => {
-            let mut g = group.borrow_mut();
-            for (i, (topic, partition, v)) in accepted.into_iter().enumerate() {
-                g.apply_offset(
-                    &topic,
-                    partition,
-                    Committed {
-                        offset: v.offset,
-                        leader_epoch: v.leader_epoch,
-                        metadata: v.metadata,
-                        commit_timestamp_ms: v.commit_timestamp_ms,
-                        log_offset: base + i as i64,
-                    },
-                );
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot write committed offsets");
-            for e in errors.iter_mut().filter(|e| **e == error::NONE) {
-                *e = error::COORDINATOR_NOT_AVAILABLE;
-            }
-        }
-    }
-    errors
+    (errors, records, accepted)
+}
+
+/// The accepted offsets of [`offset_records`] as committed by records written from `base`.
+pub fn committed_from(
+    base: i64,
+    accepted: Vec<(String, i32, OffsetValue)>,
+) -> impl Iterator<Item = (String, i32, Committed)> {
+    accepted
+        .into_iter()
+        .enumerate()
+        .map(move |(i, (topic, partition, v))| {
+            let committed = Committed {
+                offset: v.offset,
+                leader_epoch: v.leader_epoch,
+                metadata: v.metadata,
+                commit_timestamp_ms: v.commit_timestamp_ms,
+                log_offset: base + i as i64,
+            };
+            (topic, partition, committed)
+        })
 }
 
 /// Committed offsets by topic: `(topic, [(partition, offset if any)])`.

@@ -24,13 +24,13 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use corelog_engine::partition::now_ms;
 use corelog_engine::runtime;
 
 use crate::broker::{on_owner, shard, BrokerContext, ShardState};
+use crate::internal_topic::InternalTopic;
 use group::{Group, GroupState};
 
 /// Kafka's internal topic of committed offsets and group metadata.
@@ -38,10 +38,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How often each shard looks for expired sessions and ended rebalance delays: the resolution
 /// of session timeouts (Kafka's minimum is 6 s) and of group.initial.rebalance.delay.ms.
 pub const GROUP_TICK: Duration = Duration::from_millis(50);
-/// How long a group request waits for another request's creation of `__consumer_offsets`.
-const OFFSETS_TOPIC_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often it looks while waiting.
-const OFFSETS_TOPIC_POLL: Duration = Duration::from_millis(10);
 
 /// Kafka's placement of a group: `Utils.abs(groupId.hashCode) % partitions`, where hashCode is
 /// Java's `String.hashCode` over UTF-16 code units and abs masks the sign bit.
@@ -65,30 +61,18 @@ pub fn offsets_partitions(broker: &BrokerContext) -> u32 {
         })
 }
 
-/// Creates `__consumer_offsets` on first use (as Kafka does: a broker that never saw a group
-/// has no such topic), and waits while another request is creating it.
+/// `__consumer_offsets` as an internal topic: created on first use, as Kafka does (a broker that
+/// never saw a group has no such topic).
+pub const OFFSETS: InternalTopic = InternalTopic {
+    name: OFFSETS_TOPIC,
+    ready: |b| &b.offsets_topic_ready,
+    partitions: |b| b.config.groups.offsets_topic_partitions,
+    configs: offsets_topic_configs,
+};
+
+/// Creates `__consumer_offsets` on first use, and waits while another request is creating it.
 pub async fn ensure_offsets_topic() -> Result<(), String> {
-    let broker = shard().broker.clone();
-    let deadline = Instant::now() + OFFSETS_TOPIC_CREATE_TIMEOUT;
-    while !broker.offsets_topic_ready.load(Ordering::Acquire) {
-        if broker.metadata.snapshot().topic(OFFSETS_TOPIC).is_none() {
-            let configs = offsets_topic_configs(&broker);
-            let partitions = broker.config.groups.offsets_topic_partitions;
-            match crate::topics::create(OFFSETS_TOPIC, partitions, configs).await {
-                Ok(_) => {
-                    broker.offsets_topic_ready.store(true, Ordering::Release);
-                    return Ok(());
-                }
-                Err((code, _)) if code == crate::handlers::error::TOPIC_ALREADY_EXISTS => {}
-                Err((_, message)) => return Err(message),
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("{OFFSETS_TOPIC} was not ready in time"));
-        }
-        runtime::sleep(OFFSETS_TOPIC_POLL).await;
-    }
-    Ok(())
+    OFFSETS.ensure().await
 }
 
 /// The configs `__consumer_offsets` is created with: those Kafka's group coordinator gives it

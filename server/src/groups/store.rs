@@ -11,19 +11,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
-use corelog_engine::batch::{BatchBuilder, BatchHeader, ControlRecordType, BATCH_HEADER_BYTES};
-use corelog_engine::partition::{now_ms, AckPoint};
+use corelog_engine::batch::{BatchBuilder, BatchHeader, ControlRecordType};
+use corelog_engine::partition::now_ms;
 
 use super::group::{Committed, Group};
 use super::records::{GroupValue, Key, OffsetValue};
 use super::{partition_for, ShardGroups, OFFSETS_TOPIC};
 use crate::broker::{owner_of, ShardState};
+use crate::internal_topic;
 
 /// `baseSequence` of a transactional offsets batch: the coordinator's writes are not
 /// deduplicated by sequence, but a batch with a producer id needs one (Kafka writes 0 too).
 const TXN_OFFSETS_BASE_SEQUENCE: i32 = 0;
-/// Bytes read per step while replaying an offsets partition at start-up.
-const REPLAY_READ_BYTES: u32 = 1024 * 1024;
 
 /// A key and its value (None: a tombstone).
 pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
@@ -78,15 +77,7 @@ async fn write_batch(
     for (key, value) in &records {
         batch.push_record(Some(key), value.as_deref(), &[], now);
     }
-    let ack = if state.broker.config.acks_all_durable {
-        AckPoint::Durable
-    } else {
-        AckPoint::Written
-    };
-    let info = partition
-        .append(batch.build(), ack)
-        .await
-        .map_err(|e| format!("writing to {OFFSETS_TOPIC}-{p}: {e:?}"))?;
+    let info = internal_topic::append(&state.broker, &partition, batch.build()).await?;
     Ok(info.base_offset)
 }
 
@@ -119,41 +110,10 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
         let Some(partition) = state.local_partition(OFFSETS_TOPIC, p) else {
             continue;
         };
-        let mut offset = partition.log().log_start_offset();
-        loop {
-            let slice = partition
-                .read(offset, REPLAY_READ_BYTES, true)
-                .await
-                .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e}")))?;
-            let Some(range) = slice.range else { break };
-            let mut buf = vec![0u8; range.len as usize];
-            range.file.read_exact_at(&mut buf, range.position)?;
-            let read_from = offset;
-            let mut pos = 0usize;
-            while pos + BATCH_HEADER_BYTES <= buf.len() {
-                let header = BatchHeader::parse(&buf[pos..])
-                    .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e:?}")))?;
-                let end = pos + header.total_bytes();
-                if end > buf.len() {
-                    break;
-                }
-                records += replay_batch(&state.groups, (p, count), &buf[pos..end], &header)
-                    .map_err(|e| io::Error::other(format!("{OFFSETS_TOPIC}-{p}: {e}")))?;
-                // The next batch may start past this one's range (compaction leaves gaps):
-                // reading from here finds it.
-                offset = header.next_offset();
-                pos = end;
-            }
-            if offset == read_from {
-                // A read returns at least one whole batch; anything else would loop forever.
-                return Err(io::Error::other(format!(
-                    "{OFFSETS_TOPIC}-{p}: no whole batch at offset {offset}"
-                )));
-            }
-            if offset >= slice.high_watermark {
-                break;
-            }
-        }
+        records += internal_topic::replay(&partition, |batch, header| {
+            replay_batch(&state.groups, (p, count), batch, header)
+        })
+        .await?;
     }
     let groups = state.groups.count();
     if records > 0 {

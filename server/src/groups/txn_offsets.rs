@@ -21,21 +21,11 @@ use std::time::Instant;
 
 use corelog_engine::partition::now_ms;
 
-use super::group::Committed;
-use super::records::{Key, OffsetValue};
+use super::coordinator::{self, OffsetToCommit};
 use super::store::{self, TxnProducer};
 use super::{partition_for, ShardGroups};
 use crate::broker::ShardState;
 use crate::handlers::error;
-
-/// One partition of a TxnOffsetCommit.
-pub struct TxnOffset {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-}
 
 /// TxnOffsetCommit's fields.
 pub struct TxnCommitRequest {
@@ -44,7 +34,7 @@ pub struct TxnCommitRequest {
     pub generation: i32,
     pub member_id: String,
     pub instance_id: Option<String>,
-    pub offsets: Vec<TxnOffset>,
+    pub offsets: Vec<OffsetToCommit>,
 }
 
 /// TxnOffsetCommit on the group's coordinator shard: one error per offset, in request order.
@@ -74,42 +64,8 @@ pub async fn commit(state: Rc<ShardState>, group_id: String, req: TxnCommitReque
             return vec![verdict; n];
         }
     }
-    let snapshot = state.broker.metadata.snapshot();
-    let max_metadata = state.broker.config.groups.offset_metadata_max_bytes;
-    let committed_at = now_ms();
-    let mut errors = Vec::with_capacity(n);
-    let mut records = Vec::new();
-    let mut accepted = Vec::new();
-    for o in &req.offsets {
-        let known = snapshot
-            .topic(&o.topic)
-            .is_some_and(|t| o.partition >= 0 && (o.partition as u32) < t.partitions);
-        let metadata = o.metadata.clone().unwrap_or_default();
-        let e = if !known {
-            error::UNKNOWN_TOPIC_OR_PARTITION
-        } else if metadata.len() > max_metadata {
-            error::OFFSET_METADATA_TOO_LARGE
-        } else {
-            error::NONE
-        };
-        errors.push(e);
-        if e != error::NONE {
-            continue;
-        }
-        let value = OffsetValue {
-            offset: o.offset,
-            leader_epoch: o.leader_epoch,
-            metadata,
-            commit_timestamp_ms: committed_at,
-        };
-        let key = Key::Offset {
-            group: group_id.clone(),
-            topic: o.topic.clone(),
-            partition: o.partition,
-        };
-        records.push((key.encode(), Some(value.encode())));
-        accepted.push((o.topic.clone(), o.partition, value));
-    }
+    let (mut errors, records, accepted) =
+        coordinator::offset_records(&state, &group_id, &req.offsets);
     if records.is_empty() {
         return errors;
     }
@@ -120,17 +76,8 @@ pub async fn commit(state: Rc<ShardState>, group_id: String, req: TxnCommitReque
                 .pending_txn_offsets
                 .entry(req.producer.producer_id)
                 .or_default();
-            for (i, (topic, partition, v)) in accepted.into_iter().enumerate() {
-                pending.insert(
-                    (topic, partition),
-                    Committed {
-                        offset: v.offset,
-                        leader_epoch: v.leader_epoch,
-                        metadata: v.metadata,
-                        commit_timestamp_ms: v.commit_timestamp_ms,
-                        log_offset: base + i as i64,
-                    },
-                );
+            for (topic, partition, c) in coordinator::committed_from(base, accepted) {
+                pending.insert((topic, partition), c);
             }
         }
         Err(e) => {
@@ -212,6 +159,7 @@ pub fn unstable_partitions(state: &ShardState, group_id: &str) -> BTreeSet<(Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groups::group::Committed;
 
     fn committed(offset: i64, log_offset: i64) -> Committed {
         Committed {

@@ -14,8 +14,9 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::{encode, error, Reply, Request};
+use crate::groups::coordinator::OffsetToCommit;
 use crate::groups::store::TxnProducer;
-use crate::groups::txn_offsets::{self, TxnCommitRequest, TxnOffset};
+use crate::groups::txn_offsets::{self, TxnCommitRequest};
 use crate::groups::{self};
 
 pub const MIN_VERSION: i16 = 0;
@@ -25,11 +26,11 @@ pub const MAX_VERSION: i16 = 4;
 pub async fn handle(mut request: Request) -> Result<Reply, String> {
     let body: TxnOffsetCommitRequest = request.decode()?;
     let group_id = body.group_id.to_string();
-    let offsets: Vec<TxnOffset> = body
+    let offsets: Vec<OffsetToCommit> = body
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(move |p| TxnOffset {
+            t.partitions.iter().map(move |p| OffsetToCommit {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
                 offset: p.committed_offset,

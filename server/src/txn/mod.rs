@@ -44,14 +44,11 @@ use std::time::{Duration, Instant};
 use corelog_engine::runtime;
 
 use crate::broker::{on_owner, shard, BrokerContext, ShardState};
+use crate::internal_topic::InternalTopic;
 use metadata::TxnMetadata;
 
 /// Kafka's internal topic of transaction state.
 pub const TXN_STATE_TOPIC: &str = "__transaction_state";
-/// How long a request waits for another request's creation of `__transaction_state`.
-const TXN_STATE_TOPIC_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often it looks while waiting.
-const TXN_STATE_TOPIC_POLL: Duration = Duration::from_millis(10);
 /// How often start-up completions look whether every shard has started.
 const STARTED_POLL: Duration = Duration::from_millis(5);
 /// How often the housekeeping loops look whether the broker is shutting down (and whether an
@@ -74,30 +71,17 @@ pub fn state_partition_for(broker: &BrokerContext, transactional_id: &str) -> u3
     crate::groups::partition_for(transactional_id, txn_state_partitions(broker))
 }
 
-/// Creates `__transaction_state` on first use (as Kafka does), and waits while another request
-/// is creating it.
+/// `__transaction_state` as an internal topic: created on first use, as Kafka does.
+pub const TXN_STATE: InternalTopic = InternalTopic {
+    name: TXN_STATE_TOPIC,
+    ready: |b| &b.txn_state_topic_ready,
+    partitions: |b| b.config.txn.state_log_partitions,
+    configs: txn_state_topic_configs,
+};
+
+/// Creates `__transaction_state` on first use, and waits while another request is creating it.
 pub async fn ensure_txn_state_topic() -> Result<(), String> {
-    let broker = shard().broker.clone();
-    let deadline = Instant::now() + TXN_STATE_TOPIC_CREATE_TIMEOUT;
-    while !broker.txn_state_topic_ready.load(Ordering::Acquire) {
-        if broker.metadata.snapshot().topic(TXN_STATE_TOPIC).is_none() {
-            let configs = txn_state_topic_configs(&broker);
-            let partitions = broker.config.txn.state_log_partitions;
-            match crate::topics::create(TXN_STATE_TOPIC, partitions, configs).await {
-                Ok(_) => {
-                    broker.txn_state_topic_ready.store(true, Ordering::Release);
-                    return Ok(());
-                }
-                Err((code, _)) if code == crate::handlers::error::TOPIC_ALREADY_EXISTS => {}
-                Err((_, message)) => return Err(message),
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("{TXN_STATE_TOPIC} was not ready in time"));
-        }
-        runtime::sleep(TXN_STATE_TOPIC_POLL).await;
-    }
-    Ok(())
+    TXN_STATE.ensure().await
 }
 
 /// The configs `__transaction_state` is created with: those Kafka's transaction coordinator

@@ -6,16 +6,14 @@ use std::io;
 use std::time::Instant;
 
 use corelog_engine::batch::codec::{decode_batch_records, MAX_DECOMPRESSED_BATCH_BYTES};
-use corelog_engine::batch::{BatchBuilder, BatchHeader, BATCH_HEADER_BYTES};
-use corelog_engine::partition::{now_ms, AckPoint};
+use corelog_engine::batch::{BatchBuilder, BatchHeader};
+use corelog_engine::partition::now_ms;
 
 use super::metadata::TxnMetadata;
 use super::records::{decode_key, encode_key, TxnValue};
 use super::{state_partition_for, txn_state_partitions, ShardTxns, TXN_STATE_TOPIC};
 use crate::broker::{owner_of, ShardState};
-
-/// Bytes read per step while replaying a transaction state partition at start-up.
-const REPLAY_READ_BYTES: u32 = 1024 * 1024;
+use crate::internal_topic;
 
 /// Appends the record of `transactional_id` (None: a tombstone) to its partition and answers
 /// once it reached the broker's acks=all point. Runs on the coordinator shard.
@@ -33,15 +31,7 @@ pub async fn write(
     let value = value.map(TxnValue::encode);
     let mut batch = BatchBuilder::new(now);
     batch.push_record(Some(&key), value.as_deref(), &[], now);
-    let ack = if state.broker.config.acks_all_durable {
-        AckPoint::Durable
-    } else {
-        AckPoint::Written
-    };
-    partition
-        .append(batch.build(), ack)
-        .await
-        .map_err(|e| format!("writing to {TXN_STATE_TOPIC}-{p}: {e:?}"))?;
+    internal_topic::append(&state.broker, &partition, batch.build()).await?;
     Ok(())
 }
 
@@ -66,39 +56,10 @@ pub async fn load(state: &ShardState) -> io::Result<()> {
         let Some(partition) = state.local_partition(TXN_STATE_TOPIC, p) else {
             continue;
         };
-        let mut offset = partition.log().log_start_offset();
-        loop {
-            let slice = partition
-                .read(offset, REPLAY_READ_BYTES, true)
-                .await
-                .map_err(|e| io::Error::other(format!("{TXN_STATE_TOPIC}-{p}: {e}")))?;
-            let Some(range) = slice.range else { break };
-            let mut buf = vec![0u8; range.len as usize];
-            range.file.read_exact_at(&mut buf, range.position)?;
-            let read_from = offset;
-            let mut pos = 0usize;
-            while pos + BATCH_HEADER_BYTES <= buf.len() {
-                let header = BatchHeader::parse(&buf[pos..])
-                    .map_err(|e| io::Error::other(format!("{TXN_STATE_TOPIC}-{p}: {e:?}")))?;
-                let end = pos + header.total_bytes();
-                if end > buf.len() {
-                    break;
-                }
-                records += replay_batch(&state.txns, &buf[pos..end], &header)
-                    .map_err(|e| io::Error::other(format!("{TXN_STATE_TOPIC}-{p}: {e}")))?;
-                // Compaction leaves gaps between batches: the next one is found from here.
-                offset = header.next_offset();
-                pos = end;
-            }
-            if offset == read_from {
-                return Err(io::Error::other(format!(
-                    "{TXN_STATE_TOPIC}-{p}: no whole batch at offset {offset}"
-                )));
-            }
-            if offset >= slice.high_watermark {
-                break;
-            }
-        }
+        records += internal_topic::replay(&partition, |batch, header| {
+            replay_batch(&state.txns, batch, header)
+        })
+        .await?;
     }
     if records > 0 {
         tracing::info!(
