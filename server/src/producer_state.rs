@@ -689,37 +689,40 @@ fn active_segment(partition: &Partition) -> i64 {
         .map_or(0, |s| s.base_offset)
 }
 
-/// A shard's producer state, by partition.
+/// A shard's producer state, by topic, then partition (keyed by topic name so that a lookup
+/// from the produce and fetch paths borrows the name instead of allocating a key).
 #[derive(Default)]
 pub struct ShardProducers {
-    table: RefCell<HashMap<(String, u32), SharedProducers>>,
+    table: RefCell<HashMap<String, HashMap<u32, SharedProducers>>>,
 }
 
 impl ShardProducers {
     /// Loads (once) the state of a partition this shard has just opened.
     pub fn open(&self, topic: &str, partition: u32, log: &Partition) -> io::Result<()> {
-        let key = (topic.to_string(), partition);
-        if self.table.borrow().contains_key(&key) {
+        if self.get(topic, partition).is_some() {
             return Ok(());
         }
         let state = PartitionProducers::load(log)?;
         self.table
             .borrow_mut()
-            .insert(key, Rc::new(RefCell::new(state)));
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, Rc::new(RefCell::new(state)));
         Ok(())
     }
 
     pub fn get(&self, topic: &str, partition: u32) -> Option<SharedProducers> {
-        self.table
-            .borrow()
-            .get(&(topic.to_string(), partition))
-            .cloned()
+        self.table.borrow().get(topic)?.get(&partition).cloned()
     }
 
     pub fn remove(&self, topic: &str, partition: u32) {
-        self.table
-            .borrow_mut()
-            .remove(&(topic.to_string(), partition));
+        let mut table = self.table.borrow_mut();
+        if let Some(partitions) = table.get_mut(topic) {
+            partitions.remove(&partition);
+            if partitions.is_empty() {
+                table.remove(topic);
+            }
+        }
     }
 
     /// Snapshots every partition's state at its next offset (graceful shutdown, after the logs
@@ -729,7 +732,11 @@ impl ShardProducers {
             .table
             .borrow()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .map(|(p, state)| ((topic.clone(), *p), state.clone()))
+            })
             .collect();
         for ((topic, p), state) in table {
             let Some(log) = storage.partition(&topic, p) else {
