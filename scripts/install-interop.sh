@@ -12,9 +12,11 @@
 #   kafka-broker  the Apache Kafka 4.x broker jars in .cache/kafka-broker/lib
 #   confluent-kafka  the Python client (bundles its own librdkafka in the
 #                 wheel) in the venv .cache/venv, away from the system Python
+#   kafka-python, aiokafka  two pure-Python implementations of the protocol
+#                 (aiokafka on asyncio), in the same venv
 #
 # Versions are pinned in scripts/interop/kafka-tools/pom.xml,
-# scripts/interop/kafka-broker/pom.xml and CONFLUENT_KAFKA_VERSION below.
+# scripts/interop/kafka-broker/pom.xml and the *_VERSION variables below.
 #
 # Idempotent; when everything is in place it touches neither apt, Maven nor
 # pip and finishes in well under a second, so test scripts may call it on
@@ -30,6 +32,9 @@ source "$ROOT/scripts/interop/common.sh"
 # Pinned: the newest release on PyPI when this was written. Its wheel ships
 # librdkafka, so no system librdkafka is needed.
 CONFLUENT_KAFKA_VERSION=2.16.1
+# Pinned likewise: pure-Python clients, independent of librdkafka.
+KAFKA_PYTHON_VERSION=3.0.12
+AIOKAFKA_VERSION=0.14.0
 VENV="$CACHE/venv"
 
 QUIET=0
@@ -54,14 +59,16 @@ fi
 ensure_maven_lib kafka-tools
 ensure_maven_lib kafka-broker
 
-# --- confluent-kafka in a venv -----------------------------------------------
-# The venv's own python is the probe: if it imports the pinned version, done.
+# --- Python clients in a venv -------------------------------------------------
+# The venv's own python is the probe: if it imports the pinned versions, done.
 # A venv whose interpreter vanished (e.g. the Python it was made from moved)
 # fails the probe and is rebuilt.
 venv_ok() {
   [[ -x "$VENV/bin/python" ]] &&
-    [[ "$("$VENV/bin/python" -c 'import confluent_kafka; print(confluent_kafka.__version__)' 2>/dev/null)" \
-        == "$CONFLUENT_KAFKA_VERSION" ]]
+    [[ "$("$VENV/bin/python" -c '
+import confluent_kafka, kafka, aiokafka
+print(confluent_kafka.__version__, kafka.__version__, aiokafka.__version__)' 2>/dev/null)" \
+        == "$CONFLUENT_KAFKA_VERSION $KAFKA_PYTHON_VERSION $AIOKAFKA_VERSION" ]]
 }
 if ! venv_ok; then
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
@@ -70,12 +77,16 @@ if ! venv_ok; then
     log "creating venv ${VENV#"$ROOT"/}"
     python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
   fi
-  log "installing confluent-kafka==$CONFLUENT_KAFKA_VERSION into ${VENV#"$ROOT"/}"
-  # --only-binary: the wheel bundles librdkafka; building from source would
-  # need librdkafka headers and a compiler, and is not what we want to test.
+  log "installing confluent-kafka==$CONFLUENT_KAFKA_VERSION kafka-python==$KAFKA_PYTHON_VERSION" \
+    "aiokafka==$AIOKAFKA_VERSION into ${VENV#"$ROOT"/}"
+  # --only-binary: the confluent-kafka wheel bundles librdkafka; building from
+  # source would need librdkafka headers and a compiler, and is not what we
+  # want to test. aiokafka ships wheels too (its dependencies included).
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    --only-binary=:all: "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
-  venv_ok || die "confluent-kafka $CONFLUENT_KAFKA_VERSION did not import from $VENV"
+    --only-binary=:all: "confluent-kafka==$CONFLUENT_KAFKA_VERSION" \
+    "kafka-python==$KAFKA_PYTHON_VERSION" "aiokafka==$AIOKAFKA_VERSION"
+  venv_ok || die "confluent-kafka $CONFLUENT_KAFKA_VERSION, kafka-python $KAFKA_PYTHON_VERSION" \
+    "and aiokafka $AIOKAFKA_VERSION did not import from $VENV"
 fi
 
 if [[ $QUIET -eq 0 ]]; then
@@ -87,4 +98,6 @@ if [[ $QUIET -eq 0 ]]; then
   echo "interop: kafka-clients/kafka-tools: $kafka_v (.cache/kafka-tools/lib; run via scripts/kafka-tool.sh)"
   echo "interop: kafka broker: $broker_v (.cache/kafka-broker/lib; run via scripts/kafka-reference.sh)"
   echo "interop: confluent-kafka: $ck_v (.cache/venv/bin/python)"
+  py_v="$("$VENV/bin/python" -c 'import kafka, aiokafka; print("kafka-python", kafka.__version__ + ",", "aiokafka", aiokafka.__version__)')"
+  echo "interop: $py_v (.cache/venv/bin/python)"
 fi
