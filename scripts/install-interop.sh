@@ -10,6 +10,7 @@
 #                 console producer/consumer, ...) as jars in
 #                 .cache/kafka-tools/lib, run through scripts/kafka-tool.sh
 #   kafka-broker  the Apache Kafka 4.x broker jars in .cache/kafka-broker/lib
+#   kafkajs       the Node client, in .cache/node (scripts/interop/install-node.sh)
 #   confluent-kafka  the Python client (bundles its own librdkafka in the
 #                 wheel) in the venv .cache/venv, away from the system Python
 #   kafka-python, aiokafka  two pure-Python implementations of the protocol
@@ -87,6 +88,14 @@ if ! venv_ok; then
     "kafka-python==$KAFKA_PYTHON_VERSION" "aiokafka==$AIOKAFKA_VERSION"
   venv_ok || die "confluent-kafka $CONFLUENT_KAFKA_VERSION, kafka-python $KAFKA_PYTHON_VERSION" \
     "and aiokafka $AIOKAFKA_VERSION did not import from $VENV"
+fi
+
+# --- kafkajs (Node) -------------------------------------------------------------
+# Pinned in scripts/interop/install-node.sh, into .cache/node.
+if [[ $QUIET -eq 1 ]]; then
+  bash "$ROOT/scripts/interop/install-node.sh" --quiet
+else
+  bash "$ROOT/scripts/interop/install-node.sh"
 fi
 
 if [[ $QUIET -eq 0 ]]; then
