@@ -1,4 +1,4 @@
-//! A bounds-checked reader of Kafka's classic (non-flexible) primitives: big-endian integers,
+//! A bounds-checked reader, and the writers, of Kafka's classic (non-flexible) primitives: big-endian integers,
 //! strings with an i16 length, byte strings and arrays with an i32 length. For the few byte
 //! layouts the protocol crate does not decode for us (`__consumer_offsets` records, the consumer
 //! protocol's subscription, OffsetCommit v0/v1). A length is never trusted beyond the bytes
@@ -27,6 +27,10 @@ impl<'a> Reader<'a> {
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    pub fn i8(&mut self) -> Result<i8, String> {
+        Ok(i8::from_be_bytes(self.take(1)?.try_into().expect("1 byte")))
     }
 
     pub fn i16(&mut self) -> Result<i16, String> {
@@ -75,12 +79,53 @@ impl<'a> Reader<'a> {
     /// An array length, checked against the bytes left: each element takes at least
     /// `min_element_bytes`, so a lying length cannot make the caller allocate or loop for long.
     pub fn array_len(&mut self, min_element_bytes: usize) -> Result<usize, String> {
+        self.nullable_array_len(min_element_bytes)?
+            .ok_or_else(|| "null where an array is required".to_string())
+    }
+
+    /// [`Reader::array_len`] of a nullable array (None: null, length -1).
+    pub fn nullable_array_len(
+        &mut self,
+        min_element_bytes: usize,
+    ) -> Result<Option<usize>, String> {
         let n = self.i32()?;
+        if n == -1 {
+            return Ok(None);
+        }
         if n < 0 || n as usize > self.remaining() / min_element_bytes.max(1) {
             return Err(format!("array length {n} exceeds the bytes left"));
         }
-        Ok(n as usize)
+        Ok(Some(n as usize))
     }
+}
+
+/// Writes a big-endian i16.
+pub fn put_i16(out: &mut Vec<u8>, v: i16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Writes a string with an i16 length.
+pub fn put_string(out: &mut Vec<u8>, s: &str) {
+    // Kafka strings are at most i16::MAX bytes; every string stored here was bounded on the way
+    // in (group and transactional ids, topic names, metadata up to offset.metadata.max.bytes):
+    // a longer one would be a bug, not bad input.
+    let len = i16::try_from(s.len()).expect("stored strings are shorter than 32 KiB");
+    put_i16(out, len);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Writes a nullable string (null: length -1).
+pub fn put_nullable_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(out, s),
+        None => put_i16(out, -1),
+    }
+}
+
+/// Writes a byte string with an i32 length.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+    out.extend_from_slice(b);
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 
-use crate::wire::Reader;
+use crate::wire::{put_bytes, put_i16, put_nullable_string, put_string, Reader};
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const LEGACY_OFFSET_KEY_VERSION: i16 = 0;
@@ -200,30 +200,6 @@ impl GroupValue {
             members,
         })
     }
-}
-
-fn put_i16(out: &mut Vec<u8>, v: i16) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    // Kafka strings are at most i16::MAX bytes; every string we store was bounded on the way in
-    // (group ids, topic names, metadata up to offset.metadata.max.bytes): truncation would be a bug.
-    let len = i16::try_from(s.len()).expect("stored strings are shorter than 32 KiB");
-    put_i16(out, len);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_nullable_string(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(out, s),
-        None => put_i16(out, -1),
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 
 use super::metadata::TxnState;
+use crate::wire::{put_i16, put_string, Reader};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;
@@ -43,7 +44,7 @@ pub fn encode_key(transactional_id: &str) -> Vec<u8> {
 }
 
 pub fn decode_key(buf: &[u8]) -> Result<String, String> {
-    let mut r = Cursor::new(buf);
+    let mut r = Reader::new(buf);
     match r.i16()? {
         KEY_VERSION => r.string(),
         v => Err(format!("unknown transaction log key version {v}")),
@@ -88,7 +89,7 @@ impl TxnValue {
     }
 
     pub fn decode(buf: &[u8]) -> Result<TxnValue, String> {
-        let mut r = Cursor::new(buf);
+        let mut r = Reader::new(buf);
         let version = r.i16()?;
         if version != VALUE_VERSION {
             return Err(format!(
@@ -120,89 +121,6 @@ impl TxnValue {
             last_update_ms: r.i64()?,
             start_ms: r.i64()?,
         })
-    }
-}
-
-fn put_i16(out: &mut Vec<u8>, v: i16) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    // Transactional ids and topic names came in as Kafka strings (at most i16::MAX bytes).
-    let len = i16::try_from(s.len()).expect("stored strings are shorter than 32 KiB");
-    put_i16(out, len);
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// A bounds-checked big-endian reader of this layout (Kafka's classic primitives, plus the i8 and
-/// the nullable array that `crate::wire::Reader` has no use for elsewhere).
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(buf: &'a [u8]) -> Cursor<'a> {
-        Cursor { buf, pos: 0 }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        if N > self.remaining() {
-            return Err(format!("truncated at byte {}", self.pos));
-        }
-        let out: [u8; N] = self.buf[self.pos..self.pos + N]
-            .try_into()
-            .expect("N bytes");
-        self.pos += N;
-        Ok(out)
-    }
-
-    fn i8(&mut self) -> Result<i8, String> {
-        Ok(i8::from_be_bytes(self.take::<1>()?))
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take::<2>()?))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.take::<4>()?))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.take::<8>()?))
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let len = self.i16()?;
-        if len < 0 || len as usize > self.remaining() {
-            return Err(format!("bad string length {len} at byte {}", self.pos));
-        }
-        let raw = &self.buf[self.pos..self.pos + len as usize];
-        self.pos += len as usize;
-        String::from_utf8(raw.to_vec()).map_err(|_| "string is not UTF-8".to_string())
-    }
-
-    /// An array length (None: a null array), checked against the bytes left: each element takes
-    /// at least `min_element_bytes`, so a lying length cannot make the caller loop for long.
-    fn nullable_array_len(&mut self, min_element_bytes: usize) -> Result<Option<usize>, String> {
-        let n = self.i32()?;
-        if n == -1 {
-            return Ok(None);
-        }
-        if n < 0 || n as usize > self.remaining() / min_element_bytes.max(1) {
-            return Err(format!("array length {n} exceeds the bytes left"));
-        }
-        Ok(Some(n as usize))
-    }
-
-    fn array_len(&mut self, min_element_bytes: usize) -> Result<usize, String> {
-        self.nullable_array_len(min_element_bytes)?
-            .ok_or_else(|| "null where an array is required".to_string())
     }
 }
 
